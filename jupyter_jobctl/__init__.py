@@ -1,0 +1,17 @@
+"""jupyter_jobctl: supervised, persistent, stoppable jobs for Jupyter.
+
+This module imports nothing heavy: job processes import ``jupyter_jobctl.runtime`` and
+must start fast, so every hook imports what it needs inside the function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .extension import JobCtl
+
+    return [{"module": "jupyter_jobctl", "app": JobCtl}]

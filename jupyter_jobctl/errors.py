@@ -1,0 +1,33 @@
+"""Domain errors shared by every layer. The HTTP layer maps them to status codes in one place."""
+
+from __future__ import annotations
+
+
+class JobctlError(Exception):
+    """Base class: ``str(error)`` is a sentence a person understands."""
+
+
+class SpecError(JobctlError, ValueError):
+    """A job request is invalid; ``field`` names the offending part (``spec.config.epochs``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class JobNotFound(JobctlError, LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job with id {job_id!r} exists.")
+        self.job_id = job_id
+
+
+class Conflict(JobctlError):
+    """The request is valid but not in the job's current state (e.g. stopping a completed job)."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StorageError(JobctlError):
+    """The database cannot be used as configured (e.g. SQLite on a network file system)."""

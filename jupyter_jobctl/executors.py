@@ -1,0 +1,80 @@
+"""Executors launch a job attempt somewhere and answer whether its processes still live.
+
+``LocalExecutor`` starts one supervisor process per attempt in its own session on this
+machine. The supervisor owns the worker; the executor only launches, checks and, when a
+supervisor has vanished, cleans up what it left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import processes
+from .processes import Identity
+
+
+class Executor(Protocol):
+    def launch(self, job_id: str, attempt: int, db_url: str) -> None: ...
+
+    def is_alive(self, row: dict[str, Any]) -> bool | None: ...
+
+    def clean_up(self, row: dict[str, Any]) -> int: ...
+
+    def reap(self) -> None: ...
+
+
+class LocalExecutor:
+    """Supervisors as detached local processes (``setsid``), surviving the server."""
+
+    def __init__(self, log_dir: str | os.PathLike[str] | None = None) -> None:
+        self.log_dir = Path(log_dir) if log_dir else None
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    def launch(self, job_id: str, attempt: int, db_url: str) -> None:
+        self.reap()
+        env = {k: v for k, v in os.environ.items() if k != processes.JOB_ENV}
+        env["JOBCTL_DB_URL"] = db_url
+        argv = [sys.executable, "-m", "jupyter_jobctl.supervisor", job_id, str(attempt)]
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(self.log_dir / f"{job_id}.{attempt}.log", "ab") as log:
+                child = processes.spawn(argv, env=env, new_session=True, stdout=log, stderr=log)
+        else:
+            child = processes.spawn(argv, env=env, new_session=True)
+        self._children.append(child)
+
+    def reap(self) -> None:
+        """Collect exit statuses of supervisors we started, so none linger as zombies."""
+        self._children = [c for c in self._children if c.poll() is None]
+
+    def is_alive(self, row: dict[str, Any]) -> bool | None:
+        """True/False for this machine's supervisors; None when the job ran on another host."""
+        if row.get("host") and row["host"] != _hostname():
+            return None
+        if row.get("supervisor_pid") is None:
+            return False
+        ident = Identity(row["supervisor_pid"], row["supervisor_start"], row["boot_id"] or "")
+        return ident.alive()
+
+    def worker_alive(self, row: dict[str, Any]) -> bool:
+        if row.get("worker_pid") is None:
+            return False
+        return Identity(row["worker_pid"], row["worker_start"], row["boot_id"] or "").alive()
+
+    def clean_up(self, row: dict[str, Any]) -> int:
+        """Kill whatever the job left behind once its supervisor is gone; returns the count."""
+        return processes.kill_job_processes(row["id"])
+
+    def pending_children(self) -> int:
+        self.reap()
+        return len(self._children)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

@@ -1,0 +1,152 @@
+"""Table definitions (SQLAlchemy Core) and the row -> JSON mapping. No sessions, no queries.
+
+Times are stored as float seconds since the epoch (portable across SQLite and PostgreSQL,
+cheap deadline arithmetic) and rendered as ISO 8601 UTC in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_hash", String(64)),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("last_seq", Integer, nullable=False, default=0),
+    # denormalised latest state, so lists never scan events
+    Column("progress_done", Float),
+    Column("progress_total", Float),
+    Column("progress_unit", String(32)),
+    Column("progress_rate", Float),
+    Column("progress_eta", Float),
+    Column("count_total", Integer, nullable=False, default=0),
+    Column("count_completed", Integer, nullable=False, default=0),
+    Column("count_passed", Integer, nullable=False, default=0),
+    Column("count_failed", Integer, nullable=False, default=0),
+    Column("count_skipped", Integer, nullable=False, default=0),
+    Column("metrics", Text, nullable=False, default="{}"),
+    Column("exit_code", Integer),
+    Column("signal", String(16)),
+    Column("reason", Text),
+    # stop ladder: when it was asked for and the persisted deadline of each rung
+    Column("stop_requested_at", Float),
+    Column("interrupt_at", Float),
+    Column("term_at", Float),
+    Column("kill_at", Float),
+    Column("interrupt_after", Float),
+    Column("stop_grace", Float),
+    Column("kill_grace", Float),
+    Column("heartbeat_interval", Float),
+    Column("heartbeat_at", Float),
+    # process identity: boot id + pid + start time (clock ticks since boot)
+    Column("host", String(255)),
+    Column("boot_id", String(64)),
+    Column("supervisor_pid", Integer),
+    Column("supervisor_start", BigInteger),
+    Column("worker_pid", Integer),
+    Column("worker_start", BigInteger),
+    Column("worker_stopped", Boolean, nullable=False, default=False),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_created", "created_at", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+meta = Table(
+    "jobctl_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def _redacted(spec: dict[str, Any]) -> dict[str, Any]:
+    # env values may hold secrets; never send them back out
+    if isinstance(spec.get("env"), dict):
+        return {**spec, "env": {k: "***" for k in spec["env"]}}
+    return spec
+
+
+def job_to_json(row: Any) -> dict[str, Any]:
+    """The public job object of DESIGN §6 from a ``jobs`` row mapping."""
+    eta = row["progress_eta"]
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "status": row["status"],
+        "spec": _redacted(json.loads(row["spec"])),
+        "attempt": row["attempt"],
+        "created_at": iso(row["created_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "last_seq": row["last_seq"],
+        "progress": {
+            "done": row["progress_done"],
+            "total": row["progress_total"],
+            "unit": row["progress_unit"],
+            "rate": row["progress_rate"],
+            "eta_s": eta,
+        },
+        "counts": {
+            "total": row["count_total"],
+            "completed": row["count_completed"],
+            "passed": row["count_passed"],
+            "failed": row["count_failed"],
+            "skipped": row["count_skipped"],
+        },
+        "metrics": json.loads(row["metrics"] or "{}"),
+    }
+    for key in ("exit_code", "signal", "reason"):
+        if row[key] is not None:
+            out[key] = row[key]
+    return out
+
+
+def event_to_json(row: Any) -> dict[str, Any]:
+    return {"seq": row["seq"], "type": row["type"], "ts": iso(row["ts"]), "data": json.loads(row["data"])}

@@ -1,0 +1,309 @@
+"""The API a job uses from inside its worker process (DESIGN §5).
+
+    from jupyter_jobctl import runtime as jc
+    job = jc.current()
+    for epoch in job.progress(range(10), unit="epoch"):
+        job.metric(loss=0.1, epoch=epoch)
+        job.checkpoint()
+
+Importing this module is cheap (no Jupyter, no tornado, no SQLAlchemy until a worker
+attaches). In a tight loop a checkpoint is one attribute read: a background thread polls
+the job row for stop/pause and flushes buffered events every ``FLUSH_INTERVAL`` seconds.
+Outside a worker, :func:`current` returns a stand-in that does nothing (``log`` prints).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+FLUSH_INTERVAL = 0.05
+PROGRESS_INTERVAL = 0.2  # at most this often a progress event per loop
+MAX_BATCH = 2000
+
+__all__ = ["Cancelled", "Job", "current"]
+
+
+class Cancelled(BaseException):
+    """Raised at a checkpoint once a stop was requested.
+
+    A BaseException (like KeyboardInterrupt) so ``except Exception`` in user code does not
+    swallow the stop; ``finally`` blocks and context managers still run.
+    """
+
+
+class _Progress:
+    """tqdm-like counter: rate as an exponential moving average, ETA from it."""
+
+    __slots__ = ("done", "total", "unit", "rate", "_t", "_n")
+
+    def __init__(self, total: float | None, unit: str, done: float = 0) -> None:
+        self.done = done
+        self.total = total
+        self.unit = unit
+        self.rate: float | None = None
+        self._t = time.monotonic()
+        self._n = done
+
+    def sample(self) -> dict[str, Any]:
+        now = time.monotonic()
+        dt = now - self._t
+        if dt > 0 and self.done > self._n:
+            inst = (self.done - self._n) / dt
+            self.rate = inst if self.rate is None else 0.3 * inst + 0.7 * self.rate
+            self._t, self._n = now, self.done
+        eta = None
+        if self.rate and self.total is not None:
+            eta = max(0.0, (self.total - self.done) / self.rate)
+        return {"done": self.done, "total": self.total, "unit": self.unit, "rate": self.rate, "eta_s": eta}
+
+
+class Job:
+    """Handle of the running job. Use :func:`current` to get it."""
+
+    # set by the poller: a stop or pause is pending, so checkpoints must look closer
+    _flag = False
+
+    def __init__(self, job_id: str, attempt: int, config: dict[str, Any], store: Any) -> None:
+        self.id = job_id
+        self.attempt = attempt
+        self.config = config
+        self._store = store
+        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self._latest: dict[str, Any] = {}
+        self._latest_lock = threading.Lock()
+        self._stop_requested = False
+        self._paused = False
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._closed = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="jobctl-reporter", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- reporting
+
+    def log(self, *parts: Any, stream: str = "stdout") -> None:
+        line = " ".join(str(p) for p in parts)
+        for piece in line.splitlines() or [""]:
+            self._queue.append(("log", {"line": piece, "stream": stream}))
+
+    def metric(self, step: int | None = None, **values: Any) -> None:
+        data: dict[str, Any] = dict(values)
+        if step is not None:
+            data["step"] = step
+        self._queue.append(("metric", data))
+        with self._latest_lock:
+            self._latest.setdefault("metrics", {}).update(values)
+
+    def set_progress(self, done: float, total: float | None = None, unit: str = "it") -> None:
+        prog = getattr(self, "_manual", None)
+        if prog is None or prog.unit != unit or prog.total != total:
+            prog = self._manual = _Progress(total, unit, done)
+        prog.done = done
+        self._report_progress(prog)
+        self.checkpoint()
+
+    def _report_progress(self, prog: _Progress) -> None:
+        data = prog.sample()
+        self._queue.append(("progress", data))
+        with self._latest_lock:
+            self._latest.update(
+                progress_done=data["done"],
+                progress_total=data["total"],
+                progress_unit=data["unit"],
+                progress_rate=data["rate"],
+                progress_eta=data["eta_s"],
+            )
+
+    def event(self, type_: str, data: dict[str, Any], **latest: Any) -> None:
+        """Low-level: queue any event type (used by the pytest plugin)."""
+        self._queue.append((type_, data))
+        if latest:
+            with self._latest_lock:
+                self._latest.update(latest)
+
+    def progress(
+        self, iterable: Iterable[T], total: float | None = None, unit: str = "it"
+    ) -> Iterator[T]:
+        """Iterate like tqdm: checkpoints before each step, reports progress with rate and ETA."""
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        prog = _Progress(total, unit)
+        self._report_progress(prog)
+        monotonic = time.monotonic
+        last_t = monotonic()
+        next_t = last_t + PROGRESS_INTERVAL
+        n = last_n = 0
+        # look at the clock only every `stride` steps (tqdm's dynamic miniters idea)
+        stride = check_at = 1
+        for item in iterable:
+            if self._flag:
+                self.checkpoint(f"{unit} {n}")
+            yield item
+            n += 1
+            if n >= check_at:
+                now = monotonic()
+                if now >= next_t:
+                    prog.done = n
+                    self._report_progress(prog)
+                    per_interval = (n - last_n) * PROGRESS_INTERVAL / max(now - last_t, 1e-9)
+                    stride = max(1, int(per_interval) // 4)
+                    last_t, last_n, next_t = now, n, now + PROGRESS_INTERVAL
+                elif stride < 4096:
+                    stride *= 2
+                check_at = n + stride
+        prog.done = n
+        self._report_progress(prog)
+
+    # ---------------------------------------------------------------- control
+
+    def should_stop(self) -> bool:
+        return self._stop_requested
+
+    def checkpoint(self, label: str | None = None) -> None:
+        """Raise :class:`Cancelled` if a stop was requested; block here while paused."""
+        if not self._flag:
+            return
+        if self._paused and not self._stop_requested:
+            self.log("[PAUSE] paused at checkpoint", stream="jobctl")
+            self.flush()
+            while self._paused and not self._stop_requested:
+                self._resumed.wait(0.5)
+            if not self._stop_requested:
+                self.log("[PAUSE] resumed", stream="jobctl")
+        if self._stop_requested:
+            raise Cancelled(label or "checkpoint")
+
+    def _apply_status(self, status: str, stop_requested_at: float | None) -> None:
+        stop = status in ("stopping", "cancelled") or stop_requested_at is not None
+        paused = status == "paused"
+        self._stop_requested = stop
+        self._paused = paused
+        if paused:
+            self._resumed.clear()
+        else:
+            self._resumed.set()
+        self._flag = stop or paused
+
+    # ---------------------------------------------------------------- background thread
+
+    def _run(self) -> None:
+        while not self._closed.wait(FLUSH_INTERVAL):
+            try:
+                ctl = self._store.control(self.id)
+                if ctl is None or ctl[1] != self.attempt:
+                    self._apply_status("cancelled", time.time())
+                else:
+                    self._apply_status(ctl[0], ctl[2])
+                self.flush()
+            except Exception as exc:  # keep reporting through transient DB errors; retry next tick
+                print(f"[jobctl] reporter error: {exc}", file=sys.__stderr__)
+
+    def flush(self) -> None:
+        """Write everything queued so far (called by the thread, and at exit)."""
+        with self._flush_lock:
+            while self._queue or self._latest:
+                batch: list[tuple[str, dict[str, Any]]] = []
+                while self._queue and len(batch) < MAX_BATCH:
+                    batch.append(self._queue.popleft())
+                with self._latest_lock:
+                    latest, self._latest = self._latest, {}
+                try:
+                    self._store.append_events(self.id, self.attempt, batch, latest)
+                except Exception:
+                    # put it back in order and let the next tick retry: never drop events
+                    self._queue.extendleft(reversed(batch))
+                    with self._latest_lock:
+                        for k, v in latest.items():
+                            if k == "metrics":
+                                self._latest.setdefault("metrics", {}).update(
+                                    {**v, **self._latest.get("metrics", {})}
+                                )
+                            else:
+                                self._latest.setdefault(k, v)
+                    raise
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        for _ in range(50):
+            try:
+                self.flush()
+                return
+            except Exception:
+                time.sleep(0.1)
+
+
+class _StandIn:
+    """What :func:`current` returns outside a worker: the same API, doing nothing."""
+
+    id = None
+    attempt = 0
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+
+    def log(self, *parts: Any, stream: str = "stdout") -> None:
+        print(*parts)
+
+    def metric(self, step: int | None = None, **values: Any) -> None:
+        pass
+
+    def set_progress(self, done: float, total: float | None = None, unit: str = "it") -> None:
+        pass
+
+    def event(self, type_: str, data: dict[str, Any], **latest: Any) -> None:
+        pass
+
+    def progress(
+        self, iterable: Iterable[T], total: float | None = None, unit: str = "it"
+    ) -> Iterator[T]:
+        return iter(iterable)
+
+    def should_stop(self) -> bool:
+        return False
+
+    def checkpoint(self, label: str | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+_current: Job | None = None
+_standin = _StandIn()
+
+
+def current() -> Job | _StandIn:
+    """The running job inside a worker; a do-nothing stand-in anywhere else."""
+    if _current is not None:
+        return _current
+    return _standin
+
+
+def attach(job_id: str, attempt: int, db_url: str, config: dict[str, Any]) -> Job:
+    """Called once by the worker: connect to the store and start the reporter thread."""
+    global _current
+    from .store import Store
+
+    _current = Job(job_id, attempt, config, Store(db_url))
+    return _current
+
+
+def detach() -> None:
+    global _current
+    if _current is not None:
+        _current.close()
+        _current = None
+
+
+def in_worker() -> bool:
+    return _current is not None or bool(os.environ.get("JOBCTL_JOB_ID"))

@@ -1,0 +1,183 @@
+"""Validation of job requests: kind, name and spec, per kind (pure Python).
+
+Every error is a :class:`SpecError` naming the offending field, e.g.
+``spec.config.epochs must be a positive integer``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Any
+
+from .errors import SpecError
+from .states import JobKind
+
+DEMO_TARGET = "jupyter_jobctl.examples.train:main"
+MAX_NAME = 200
+MAX_ARGS = 1000
+MAX_STRING = 4096
+
+_TARGET_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+DEMO_MODES = ("smoke_test", "full")
+DEMO_OPTIMIZERS = ("adam", "sgd", "rmsprop")
+DEMO_DEFAULTS: dict[str, Any] = {
+    "mode": "smoke_test",
+    "epochs": 5,
+    "batch_size": 32,
+    "learning_rate": 0.001,
+    "optimizer": "adam",
+    "seed": 0,
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string(value: Any, field: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise SpecError(field, f"{field} must be a string.")
+    if not allow_empty and not value.strip():
+        raise SpecError(field, f"{field} must not be empty.")
+    if len(value) > MAX_STRING:
+        raise SpecError(field, f"{field} is longer than {MAX_STRING} characters.")
+    if "\x00" in value:
+        raise SpecError(field, f"{field} must not contain NUL characters.")
+    return value
+
+
+def _string_list(value: Any, field: str, *, allow_empty: bool) -> list[str]:
+    if not isinstance(value, list):
+        raise SpecError(field, f"{field} must be a list of strings.")
+    if not allow_empty and not value:
+        raise SpecError(field, f"{field} must not be empty.")
+    if len(value) > MAX_ARGS:
+        raise SpecError(field, f"{field} has more than {MAX_ARGS} items.")
+    return [_string(v, f"{field}[{i}]", allow_empty=True) for i, v in enumerate(value)]
+
+
+def _check_keys(obj: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise SpecError(f"{prefix}.{key}", f"{prefix}.{key} is not a known field (expected: {names}).")
+
+
+def _common(spec: dict[str, Any], out: dict[str, Any]) -> None:
+    if spec.get("cwd") is not None:
+        cwd = _string(spec["cwd"], "spec.cwd")
+        if not os.path.isdir(cwd):
+            raise SpecError("spec.cwd", f"spec.cwd {cwd!r} is not an existing directory.")
+        out["cwd"] = cwd
+    if spec.get("env") is not None:
+        env = spec["env"]
+        if not isinstance(env, dict):
+            raise SpecError("spec.env", "spec.env must be an object mapping names to strings.")
+        for k, v in env.items():
+            if not _ENV_NAME_RE.match(k):
+                raise SpecError(f"spec.env.{k}", f"spec.env: {k!r} is not a valid variable name.")
+            _string(v, f"spec.env.{k}", allow_empty=True)
+        out["env"] = dict(env)
+
+
+def validate_demo_config(config: dict[str, Any], prefix: str = "spec.config") -> dict[str, Any]:
+    """Check the demo trainer's config and fill in defaults."""
+    if not isinstance(config, dict):
+        raise SpecError(prefix, f"{prefix} must be an object.")
+    _check_keys(config, set(DEMO_DEFAULTS), prefix)
+    out = {**DEMO_DEFAULTS, **config}
+    if out["mode"] not in DEMO_MODES:
+        raise SpecError(f"{prefix}.mode", f"{prefix}.mode must be one of: {', '.join(DEMO_MODES)}.")
+    for key, top in (("epochs", 100_000), ("batch_size", 65_536)):
+        if not _is_int(out[key]) or out[key] <= 0:
+            raise SpecError(f"{prefix}.{key}", f"{prefix}.{key} must be a positive integer.")
+        if out[key] > top:
+            raise SpecError(f"{prefix}.{key}", f"{prefix}.{key} must be at most {top}.")
+    lr = out["learning_rate"]
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise SpecError(f"{prefix}.learning_rate", f"{prefix}.learning_rate must be a positive number.")
+    if lr > 10:
+        raise SpecError(f"{prefix}.learning_rate", f"{prefix}.learning_rate must be at most 10.")
+    if out["optimizer"] not in DEMO_OPTIMIZERS:
+        raise SpecError(
+            f"{prefix}.optimizer", f"{prefix}.optimizer must be one of: {', '.join(DEMO_OPTIMIZERS)}."
+        )
+    if not _is_int(out["seed"]):
+        raise SpecError(f"{prefix}.seed", f"{prefix}.seed must be an integer.")
+    return out
+
+
+def _training(spec: dict[str, Any]) -> dict[str, Any]:
+    _check_keys(spec, {"target", "config", "cwd", "env"}, "spec")
+    if "target" not in spec:
+        raise SpecError("spec.target", "spec.target is required (a 'pkg.module:function' or a .py path).")
+    target = _string(spec["target"], "spec.target")
+    if not (_TARGET_RE.match(target) or target.endswith(".py")):
+        raise SpecError(
+            "spec.target",
+            "spec.target must be 'pkg.module:function' or a path to a .py script.",
+        )
+    config = spec.get("config", {})
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise SpecError("spec.config", "spec.config must be an object.")
+    if target == DEMO_TARGET:
+        config = validate_demo_config(config)
+    out: dict[str, Any] = {"target": target, "config": config}
+    _common(spec, out)
+    return out
+
+
+def _command(spec: dict[str, Any]) -> dict[str, Any]:
+    _check_keys(spec, {"argv", "cwd", "env"}, "spec")
+    if "argv" not in spec:
+        raise SpecError("spec.argv", "spec.argv is required (the program and its arguments).")
+    argv = _string_list(spec["argv"], "spec.argv", allow_empty=False)
+    if not argv[0]:
+        raise SpecError("spec.argv[0]", "spec.argv[0] must name a program.")
+    out: dict[str, Any] = {"argv": argv}
+    _common(spec, out)
+    return out
+
+
+def _test_batch(spec: dict[str, Any]) -> dict[str, Any]:
+    _check_keys(spec, {"args", "cwd", "env"}, "spec")
+    out: dict[str, Any] = {"args": _string_list(spec.get("args", []), "spec.args", allow_empty=True)}
+    _common(spec, out)
+    return out
+
+
+_VALIDATORS = {
+    JobKind.TRAINING.value: _training,
+    JobKind.COMMAND.value: _command,
+    JobKind.TEST_BATCH.value: _test_batch,
+}
+
+
+def default_name(kind: str, spec: dict[str, Any]) -> str:
+    if kind == "training":
+        return str(spec["target"]).rsplit("/", 1)[-1]
+    if kind == "command":
+        return " ".join(spec["argv"])[:MAX_NAME]
+    return ("pytest " + " ".join(spec["args"])).strip()[:MAX_NAME]
+
+
+def validate_job(kind: Any, spec: Any, name: Any = None) -> tuple[str, str, dict[str, Any]]:
+    """Return ``(kind, name, normalised spec)`` or raise :class:`SpecError`."""
+    if not isinstance(kind, str) or kind not in _VALIDATORS:
+        raise SpecError("kind", f"kind must be one of: {', '.join(_VALIDATORS)}.")
+    if not isinstance(spec, dict):
+        raise SpecError("spec", "spec must be an object.")
+    clean = _VALIDATORS[kind](spec)
+    if name is None:
+        name = default_name(kind, clean)
+    else:
+        name = _string(name, "name")
+        if len(name) > MAX_NAME:
+            raise SpecError("name", f"name is longer than {MAX_NAME} characters.")
+    return kind, name, clean

@@ -1,0 +1,644 @@
+"""The only module that speaks SQL: engines, migrations, transitions, events, queries.
+
+Every write runs in a short transaction that first locks the job row (``BEGIN IMMEDIATE``
+on SQLite, ``SELECT … FOR UPDATE`` on PostgreSQL), so a job's ``seq`` is allocated in
+commit order and transitions are compare-and-set: ``UPDATE … WHERE status IN (…)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from .errors import Conflict, JobNotFound, SpecError, StorageError
+from .models import event_to_json, events, job_to_json, jobs, meta
+from .states import ACTIVE, TERMINAL, TRANSITIONS, JobState
+
+MAX_EVENT_BYTES = 64 * 1024
+MAX_LOG_LINE = 8 * 1024
+MAX_PAGE = 1000
+BUSY_TIMEOUT_MS = 15_000
+# statfs types on which SQLite's WAL (shared memory + POSIX locks) is unsafe
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "fuse.sshfs", "ceph", "9p", "afs"}
+)
+MOUNTS_FILE = "/proc/self/mounts"
+
+
+# ---------------------------------------------------------------- database location checks
+
+
+def filesystem_type(path: str | os.PathLike[str], mounts_file: str = MOUNTS_FILE) -> str | None:
+    """The file system type of the mount holding ``path`` (longest mount-point prefix)."""
+    target = os.path.realpath(path)
+    best, fstype = "", None
+    try:
+        with open(mounts_file) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, fstype = mount, parts[2]
+    except OSError:
+        return None
+    return fstype
+
+
+def check_local_path(db_path: Path, mounts_file: str = MOUNTS_FILE) -> None:
+    fstype = filesystem_type(db_path.parent, mounts_file)
+    if fstype in NETWORK_FILESYSTEMS:
+        raise StorageError(
+            f"The job database {str(db_path)!r} is on a network file system ({fstype}), where "
+            "SQLite's WAL mode loses or corrupts data. Set c.JobCtl.db_url to a file on a local "
+            "disk (for example sqlite:////tmp/jobctl.db) or to PostgreSQL "
+            "(postgresql+psycopg://user@host/db)."
+        )
+
+
+def default_db_url() -> str:
+    from jupyter_core.paths import jupyter_data_dir
+
+    return f"sqlite:///{Path(jupyter_data_dir()) / 'jobctl' / 'jobctl.db'}"
+
+
+# ---------------------------------------------------------------- engines
+
+
+def _sqlite_engine(url: str, *, write: bool) -> Engine:
+    engine = create_engine(url, pool_size=4, max_overflow=8)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (SQLAlchemy's SQLite recipe)
+        cur = dbapi_conn.cursor()
+        mode = cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal" and ":memory:" not in url:
+            raise StorageError(f"SQLite refused WAL mode for {url} (got {mode!r}); set c.JobCtl.db_url.")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # deferred read-then-write transactions get SQLITE_BUSY at once despite busy_timeout
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _now() -> float:
+    return time.time()
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_hash(payload: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+def _capped(type_: str, data: dict[str, Any]) -> str:
+    text = _dumps(data)
+    if len(text) > MAX_EVENT_BYTES:
+        text = _dumps({"truncated": True, "bytes": len(text), "type": type_})
+    return text
+
+
+def split_log_line(line: str) -> list[str]:
+    """Long log lines become several events so one job cannot starve others."""
+    if len(line) <= MAX_LOG_LINE:
+        return [line]
+    return [line[i : i + MAX_LOG_LINE] for i in range(0, len(line), MAX_LOG_LINE)]
+
+
+def log_event(line: str, stream: str = "jobctl") -> tuple[str, dict[str, Any]]:
+    return ("log", {"line": line, "stream": stream})
+
+
+def _encode_cursor(created_at: float, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at!r}|{job_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return float(created), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise SpecError("cursor", "cursor is not a value returned by a previous page.") from exc
+
+
+def _terminal_log(status: str) -> str:
+    return f"Job is already {status}; nothing to do."
+
+
+class Store:
+    """Jobs and their events in SQLite (WAL) or PostgreSQL, through one code path."""
+
+    def __init__(self, url: str | None = None, *, mounts_file: str = MOUNTS_FILE) -> None:
+        self.url = url or default_db_url()
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            db = parsed.database or ""
+            if db and db != ":memory:":
+                path = Path(db).expanduser()
+                check_local_path(path, mounts_file)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if not path.exists():
+                    # the database is the control bus: only its owner may read or write it
+                    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                    os.close(fd)
+            self._write = _sqlite_engine(self.url, write=True)
+            self._read = _sqlite_engine(self.url, write=False)
+        else:
+            self._write = create_engine(self.url, pool_size=4, max_overflow=8, pool_pre_ping=True)
+            self._read = self._write
+        self.host = socket.gethostname()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def upgrade(self) -> None:
+        """Apply Alembic migrations up to head (idempotent; safe from several processes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self._write.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_lock(727001)")
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+                with conn.begin():
+                    found = conn.execute(select(meta.c.value).where(meta.c.key == "epoch")).first()
+                    if found is None:
+                        conn.execute(insert(meta).values(key="epoch", value=uuid.uuid4().hex))
+            finally:
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(727001)")
+                    conn.commit()
+
+    def epoch(self) -> str:
+        with self._read.connect() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == "epoch")).scalar()
+        return str(value)
+
+    def close(self) -> None:
+        self._write.dispose()
+        if self._read is not self._write:
+            self._read.dispose()
+
+    # ------------------------------------------------------------ transaction helpers
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._write.begin() as conn:
+            yield conn
+
+    def _lock(self, conn: Connection, job_id: str) -> Any:
+        stmt = select(jobs).where(jobs.c.id == job_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return row
+
+    def _append(
+        self,
+        conn: Connection,
+        row: Any,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        values: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> int:
+        """Append events to a locked job row, allocating gapless seqs; returns the new last_seq."""
+        ts = _now() if ts is None else ts
+        expanded: list[tuple[str, str]] = []
+        for type_, data in items:
+            if type_ == "log" and len(data.get("line", "")) > MAX_LOG_LINE:
+                for part in split_log_line(data["line"]):
+                    expanded.append((type_, _capped(type_, {**data, "line": part})))
+            else:
+                expanded.append((type_, _capped(type_, data)))
+        first = row["last_seq"] + 1
+        last = row["last_seq"] + len(expanded)
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == row["id"])
+            .values(last_seq=last, updated_at=ts, **(values or {}))
+        )
+        if expanded:
+            conn.execute(
+                insert(events),
+                [
+                    {"job_id": row["id"], "seq": first + i, "type": t, "ts": ts, "data": d}
+                    for i, (t, d) in enumerate(expanded)
+                ],
+            )
+        return last
+
+    def _set_status(
+        self,
+        conn: Connection,
+        row: Any,
+        to: str,
+        logs: Iterable[str] = (),
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        """The one state transition: guarded by TRANSITIONS, recorded as a status event."""
+        if row["status"] not in TRANSITIONS[to]:
+            raise Conflict(
+                f"Job {row['id']} is {row['status']} and cannot become {to}.", row["status"]
+            )
+        ts = _now()
+        vals = {"status": to, **(values or {})}
+        if to in TERMINAL:
+            vals.setdefault("finished_at", ts)
+        result = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == row["id"], jobs.c.status.in_(TRANSITIONS[to]))
+            .values(**vals)
+        )
+        if result.rowcount != 1:  # pragma: no cover - the row lock makes this unreachable
+            raise Conflict(f"Job {row['id']} changed state concurrently.", row["status"])
+        items = [log_event(line) for line in logs]
+        items.append(("status", {"status": to, "from": row["status"]}))
+        self._append(conn, row, items, ts=ts)
+
+    # ------------------------------------------------------------ create / read
+
+    def create_job(
+        self,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        body_hash: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Insert a pending job. With an idempotency key, a repeat returns the first job."""
+        job_id = new_job_id()
+        ts = _now()
+        try:
+            with self._tx() as conn:
+                if idempotency_key is not None:
+                    found = conn.execute(
+                        select(jobs).where(jobs.c.idempotency_key == idempotency_key)
+                    ).mappings().first()
+                    if found is not None:
+                        if found["request_hash"] != body_hash:
+                            raise Conflict(
+                                "This Idempotency-Key was already used for a different request; "
+                                "use a new key for a new job."
+                            )
+                        return job_to_json(found), False
+                conn.execute(
+                    insert(jobs).values(
+                        id=job_id,
+                        kind=kind,
+                        name=name,
+                        status=JobState.PENDING.value,
+                        spec=_dumps(spec),
+                        idempotency_key=idempotency_key,
+                        request_hash=body_hash,
+                        attempt=0,
+                        created_at=ts,
+                        updated_at=ts,
+                        last_seq=0,
+                        metrics="{}",
+                    )
+                )
+                row = self._lock(conn, job_id)
+                self._append(conn, row, [("status", {"status": "pending", "from": None})], ts=ts)
+        except IntegrityError:
+            # two requests with the same key raced on PostgreSQL: the loser returns the winner
+            return self.create_job(
+                kind, name, spec, idempotency_key=idempotency_key, body_hash=body_hash
+            )
+        return self.get_job(job_id), True
+
+    def get_row(self, job_id: str) -> dict[str, Any]:
+        with self._read.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return dict(row)
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return job_to_json(self.get_row(job_id))
+
+    def control(self, job_id: str) -> tuple[str, int, float | None] | None:
+        """The cheap poll a running job does: (status, attempt, stop_requested_at)."""
+        with self._read.connect() as conn:
+            row = conn.execute(
+                select(jobs.c.status, jobs.c.attempt, jobs.c.stop_requested_at).where(
+                    jobs.c.id == job_id
+                )
+            ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def list_jobs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first, keyset-paged on (created_at, id)."""
+        limit = max(1, min(int(limit), MAX_PAGE))
+        stmt = select(jobs)
+        if status:
+            stmt = stmt.where(jobs.c.status.in_(list(status)))
+        if kind:
+            stmt = stmt.where(jobs.c.kind == kind)
+        if cursor:
+            created, job_id = _decode_cursor(cursor)
+            stmt = stmt.where(
+                (jobs.c.created_at < created)
+                | ((jobs.c.created_at == created) & (jobs.c.id < job_id))
+            )
+        stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        with self._read.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return [job_to_json(r) for r in rows], nxt
+
+    def active_rows(self) -> list[dict[str, Any]]:
+        with self._read.connect() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.status.in_(ACTIVE))).mappings().all()
+        return [dict(r) for r in rows]
+
+    def events_after(
+        self, job_id: str, after: int = 0, limit: int = 500, type_: str | None = None
+    ) -> list[dict[str, Any]]:
+        limit = max(1, min(int(limit), MAX_PAGE))
+        stmt = select(events).where(events.c.job_id == job_id, events.c.seq > after)
+        if type_:
+            stmt = stmt.where(events.c.type == type_)
+        stmt = stmt.order_by(events.c.seq).limit(limit)
+        with self._read.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            if not rows and conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+                raise JobNotFound(job_id)
+        return [event_to_json(r) for r in rows]
+
+    def count_events(self, job_id: str) -> int:
+        with self._read.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).where(events.c.job_id == job_id)).scalar() or 0
+            )
+
+    # ------------------------------------------------------------ control (server side)
+
+    def start_job(
+        self,
+        job_id: str,
+        *,
+        interrupt_after: float,
+        stop_grace: float,
+        kill_grace: float,
+        heartbeat_interval: float,
+    ) -> dict[str, Any]:
+        """pending -> initializing with a new attempt; the caller then launches the supervisor."""
+        with self._tx() as conn:
+            row = self._lock(conn, job_id)
+            if row["status"] != JobState.PENDING.value:
+                raise Conflict(
+                    f"Job {job_id} is {row['status']}; only a pending job can be started.",
+                    row["status"],
+                )
+            self._set_status(
+                conn,
+                row,
+                "initializing",
+                values={
+                    "attempt": row["attempt"] + 1,
+                    "started_at": _now(),
+                    "interrupt_after": interrupt_after,
+                    "stop_grace": stop_grace,
+                    "kill_grace": kill_grace,
+                    "heartbeat_interval": heartbeat_interval,
+                },
+            )
+        return self.get_row(job_id)
+
+    def request_stop(self, job_id: str) -> dict[str, Any]:
+        """Idempotent stop: pending -> cancelled at once; active -> stopping with persisted deadlines."""
+        with self._tx() as conn:
+            row = self._lock(conn, job_id)
+            status = row["status"]
+            if status in TERMINAL:
+                raise Conflict(f"Job {job_id} is already {status}; it cannot be stopped.", status)
+            if status == JobState.PENDING.value:
+                self._set_status(
+                    conn,
+                    row,
+                    "cancelled",
+                    logs=["[STOP] Stop request received", "[CANCELLATION] cancelled before it started"],
+                    values={"stop_requested_at": _now(), "reason": "Cancelled before it started."},
+                )
+            elif status != JobState.STOPPING.value:
+                now = _now()
+                interrupt = row["interrupt_after"] or 0.0
+                grace = row["stop_grace"] or 0.0
+                self._set_status(
+                    conn,
+                    row,
+                    "stopping",
+                    logs=["[STOP] Stop request received", "[STOP] Cancellation flag set"],
+                    values={
+                        "stop_requested_at": now,
+                        "interrupt_at": now + interrupt,
+                        "term_at": now + max(grace, interrupt),
+                        "kill_at": now + max(grace, interrupt) + (row["kill_grace"] or 0.0),
+                    },
+                )
+        return self.get_job(job_id)
+
+    def request_pause(self, job_id: str) -> dict[str, Any]:
+        return self._simple_transition(job_id, "paused", "running", "[PAUSE] Pause requested")
+
+    def request_resume(self, job_id: str) -> dict[str, Any]:
+        return self._simple_transition(job_id, "running", "paused", "[PAUSE] Resume requested")
+
+    def _simple_transition(self, job_id: str, to: str, required: str, line: str) -> dict[str, Any]:
+        with self._tx() as conn:
+            row = self._lock(conn, job_id)
+            if row["status"] != required:
+                verb = "paused" if to == "paused" else "resumed"
+                raise Conflict(
+                    f"Job {job_id} is {row['status']}; only a {required} job can be {verb}.",
+                    row["status"],
+                )
+            self._set_status(conn, row, to, logs=[line])
+        return self.get_job(job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        with self._tx() as conn:
+            row = self._lock(conn, job_id)
+            if row["status"] not in TERMINAL:
+                raise Conflict(
+                    f"Job {job_id} is {row['status']}; stop it before deleting it.", row["status"]
+                )
+            conn.execute(delete(events).where(events.c.job_id == job_id))
+            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+    def delete_finished_before(self, cutoff: float) -> int:
+        """Retention: remove terminal jobs that finished before ``cutoff`` (never active ones)."""
+        with self._tx() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    select(jobs.c.id).where(
+                        jobs.c.status.in_(TERMINAL), jobs.c.finished_at < cutoff
+                    )
+                )
+            ]
+            if ids:
+                conn.execute(delete(events).where(events.c.job_id.in_(ids)))
+                conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+        return len(ids)
+
+    # ------------------------------------------------------------ fenced writes (supervisor, worker)
+
+    def _fenced(self, conn: Connection, job_id: str, attempt: int) -> Any | None:
+        row = self._lock(conn, job_id)
+        if row["attempt"] != attempt or row["status"] in TERMINAL:
+            return None
+        return row
+
+    def record_process(
+        self, job_id: str, attempt: int, role: str, pid: int, start: int, boot_id: str
+    ) -> bool:
+        """Remember a supervisor's or worker's identity (boot id + pid + start ticks)."""
+        values: dict[str, Any] = {f"{role}_pid": pid, f"{role}_start": start, "boot_id": boot_id}
+        if role == "supervisor":
+            values.update(host=self.host, heartbeat_at=_now())
+        with self._tx() as conn:
+            row = self._fenced(conn, job_id, attempt)
+            if row is None:
+                return False
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+        return True
+
+    def set_worker_stopped(self, job_id: str, attempt: int, stopped: bool) -> None:
+        with self._tx() as conn:
+            if self._fenced(conn, job_id, attempt) is not None:
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(worker_stopped=stopped))
+
+    def heartbeat(self, job_id: str, attempt: int) -> bool:
+        with self._tx() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.attempt == attempt,
+                    jobs.c.status.not_in(TERMINAL),
+                )
+                .values(heartbeat_at=_now())
+            )
+        return result.rowcount == 1
+
+    def append_events(
+        self,
+        job_id: str,
+        attempt: int | None,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        latest: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Append a batch of events (and latest-field updates) in one transaction.
+
+        Fenced: returns None and writes nothing when ``attempt`` is stale or the job is
+        terminal, so a declared-dead process can never add to a finished job.
+        """
+        with self._tx() as conn:
+            if attempt is None:
+                row = self._lock(conn, job_id)
+                if row["status"] in TERMINAL:
+                    return None
+            else:
+                row = self._fenced(conn, job_id, attempt)
+                if row is None:
+                    return None
+            values = dict(latest or {})
+            if "metrics" in values and isinstance(values["metrics"], dict):
+                merged = json.loads(row["metrics"] or "{}")
+                merged.update(values["metrics"])
+                values["metrics"] = _capped("metric", merged)
+            return self._append(conn, row, items, values)
+
+    def set_reason(self, job_id: str, attempt: int, reason: str) -> None:
+        with self._tx() as conn:
+            if self._fenced(conn, job_id, attempt) is not None:
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(reason=reason[:2000]))
+
+    def mark_running(self, job_id: str, attempt: int) -> str:
+        """initializing -> running for this attempt; returns the status the job has afterwards."""
+        with self._tx() as conn:
+            row = self._fenced(conn, job_id, attempt)
+            if row is None:
+                return "gone"
+            if row["status"] == JobState.INITIALIZING.value:
+                self._set_status(conn, row, "running")
+                return "running"
+            return str(row["status"])
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int | None,
+        to: str,
+        *,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        signal: str | None = None,
+        logs: Iterable[str] = (),
+        expect_status: Iterable[str] | None = None,
+    ) -> bool:
+        """Record a terminal state once. The first committed terminal write wins."""
+        with self._tx() as conn:
+            row = self._lock(conn, job_id)
+            if row["status"] in TERMINAL:
+                return False
+            if attempt is not None and row["attempt"] != attempt:
+                return False
+            if expect_status is not None and row["status"] not in set(expect_status):
+                return False
+            if row["status"] not in TRANSITIONS[to]:
+                return False
+            values: dict[str, Any] = {"exit_code": exit_code, "signal": signal}
+            if reason is not None:
+                values["reason"] = reason
+            self._set_status(conn, row, to, logs=logs, values=values)
+        return True

@@ -1,0 +1,272 @@
+"""Per-job supervisor: ``python -m jupyter_jobctl.supervisor JOB_ID ATTEMPT``.
+
+Runs in its own session (started by the local executor), outlives the Jupyter server, and
+owns one attempt of one job: it starts the worker in its own process group, captures its
+stdout/stderr as log events, heartbeats the job row, watches it for stop and pause, runs
+the stop ladder on the persisted deadlines, and records the terminal state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import IO, Any
+
+from . import processes
+from .processes import Identity
+from .store import Store, log_event
+
+TICK = 0.05
+FLUSH_EVERY = 0.05
+
+
+class _LogPump:
+    """Reads a pipe line by line into a shared queue of log events."""
+
+    def __init__(self, pipe: IO[bytes], stream: str, queue: deque[tuple[str, dict[str, Any]]]):
+        self.thread = threading.Thread(target=self._run, args=(pipe, stream, queue), daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _run(pipe: IO[bytes], stream: str, queue: deque[tuple[str, dict[str, Any]]]) -> None:
+        with pipe:
+            for raw in iter(pipe.readline, b""):
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                queue.append(("log", {"line": line, "stream": stream}))
+
+
+class Supervisor:
+    def __init__(self, job_id: str, attempt: int, db_url: str) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.db_url = db_url
+        self.store = Store(db_url)
+        self.logs: deque[tuple[str, dict[str, Any]]] = deque()
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_id: Identity | None = None
+        self.sent: set[str] = set()
+        self.group_stopped = False
+
+    # ------------------------------------------------------------ helpers
+
+    def jobctl_log(self, line: str) -> None:
+        self.logs.append(log_event(line))
+
+    def flush(self) -> None:
+        if not self.logs:
+            return
+        batch = []
+        while self.logs:
+            batch.append(self.logs.popleft())
+        try:
+            self.store.append_events(self.job_id, self.attempt, batch)
+        except Exception:
+            self.logs.extendleft(reversed(batch))  # retry on the next tick; never drop
+
+    def _signal(self, sig: int, *, group: bool, label: str) -> None:
+        assert self.worker_id is not None
+        name = processes.signal_name(sig)
+        if group:
+            processes.signal_group(self.worker_id, signal.SIGCONT)
+            processes.signal_group(self.worker_id, sig)
+            self.jobctl_log(f"[STOP] signal SIGCONT+{name} to process group ({label})")
+        else:
+            self.worker_id.send(sig)
+            self.jobctl_log(f"[STOP] signal {name} ({label})")
+
+    # ------------------------------------------------------------ main
+
+    def run(self) -> int:
+        processes.become_subreaper()
+        me = Identity.of(os.getpid())
+        assert me is not None
+        if not self.store.record_process(
+            self.job_id, self.attempt, "supervisor", me.pid, me.start, me.boot
+        ):
+            return 0  # stale attempt or already finished: nothing is ours
+        row = self.store.get_row(self.job_id)
+        if row["status"] == "stopping":
+            self.store.finish(
+                self.job_id,
+                self.attempt,
+                "cancelled",
+                reason="Stopped before the job started.",
+                logs=["[CANCELLATION] stopped before the worker started"],
+            )
+            return 0
+        spec = json.loads(row["spec"])
+        try:
+            self._spawn(row["kind"], spec)
+        except OSError as exc:
+            self.flush()
+            self.store.finish(
+                self.job_id,
+                self.attempt,
+                "failed",
+                reason=f"Could not start the job: {exc}.",
+                logs=[f"[jobctl] could not start: {exc}"],
+            )
+            return 0
+        if row["kind"] == "command":
+            self.store.mark_running(self.job_id, self.attempt)
+        status = self._watch(row)
+        return self._finish(status)
+
+    def _spawn(self, kind: str, spec: dict[str, Any]) -> None:
+        env = dict(os.environ)
+        env.update(spec.get("env") or {})
+        env.update(
+            {
+                processes.JOB_ENV: self.job_id,
+                "JOBCTL_ATTEMPT": str(self.attempt),
+                "JOBCTL_DB_URL": self.db_url,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if kind == "command":
+            argv = list(spec["argv"])
+        else:
+            argv = [sys.executable, "-m", "jupyter_jobctl.worker", self.job_id, str(self.attempt)]
+        self.worker = processes.spawn(
+            argv,
+            env=env,
+            cwd=spec.get("cwd"),
+            new_group=True,
+            die_with_parent=True,  # fate-share: a worker never runs unsupervised
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.worker_id = Identity.of(self.worker.pid)
+        assert self.worker_id is not None and self.worker.stdout and self.worker.stderr
+        self.pumps = [
+            _LogPump(self.worker.stdout, "stdout", self.logs),
+            _LogPump(self.worker.stderr, "stderr", self.logs),
+        ]
+        self.store.record_process(
+            self.job_id,
+            self.attempt,
+            "worker",
+            self.worker_id.pid,
+            self.worker_id.start,
+            self.worker_id.boot,
+        )
+
+    def _watch(self, row: dict[str, Any]) -> int:
+        """Wait for the worker's exit while heartbeating and obeying stop/pause; returns wait status."""
+        assert self.worker is not None and self.worker_id is not None
+        pidfd = os.pidfd_open(self.worker.pid)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        interval = row["heartbeat_interval"] or 1.0
+        next_beat = time.monotonic() + interval
+        next_flush = time.monotonic() + FLUSH_EVERY
+        command = row["kind"] == "command"
+        try:
+            while True:
+                if poller.poll(TICK * 1000):
+                    break
+                now = time.monotonic()
+                if now >= next_flush:
+                    self.flush()
+                    next_flush = now + FLUSH_EVERY
+                if now >= next_beat:
+                    self.store.heartbeat(self.job_id, self.attempt)
+                    next_beat = now + interval
+                self._obey(command)
+            # exited: observe without reaping, so the group id stays ours while we clean up
+            info = os.waitid(os.P_PID, self.worker.pid, os.WEXITED | os.WNOWAIT)
+            assert info is not None
+            processes.signal_group(self.worker_id, signal.SIGKILL)
+            processes.kill_job_processes(self.job_id, exclude=[self.worker.pid])
+            _, wait_status = os.waitpid(self.worker.pid, 0)
+            self.worker.returncode = os.waitstatus_to_exitcode(wait_status)
+        finally:
+            os.close(pidfd)
+        for pump in self.pumps:
+            pump.thread.join(timeout=2)
+        self.flush()
+        return wait_status
+
+    def _obey(self, command: bool) -> None:
+        """One look at the job row: run the stop ladder or pause/resume a command job."""
+        try:
+            row = self.store.get_row(self.job_id)
+        except Exception:
+            return
+        if row["attempt"] != self.attempt:
+            return
+        status = row["status"]
+        if status == "stopping" or row["stop_requested_at"] is not None:
+            if self.group_stopped:
+                processes.signal_group(self.worker_id, signal.SIGCONT)  # type: ignore[arg-type]
+                self.group_stopped = False
+            now = time.time()
+            if "int" not in self.sent and row["interrupt_at"] and now >= row["interrupt_at"]:
+                self.sent.add("int")
+                self._signal(signal.SIGINT, group=command, label="interrupt_after")
+            if "term" not in self.sent and row["term_at"] and now >= row["term_at"]:
+                self.sent.add("term")
+                self._signal(signal.SIGTERM, group=True, label="stop_grace")
+            if "kill" not in self.sent and row["kill_at"] and now >= row["kill_at"]:
+                self.sent.add("kill")
+                self._signal(signal.SIGKILL, group=True, label="kill_grace")
+        elif command and status == "paused" and not self.group_stopped:
+            processes.signal_group(self.worker_id, signal.SIGSTOP)  # type: ignore[arg-type]
+            self.group_stopped = True
+            self.store.set_worker_stopped(self.job_id, self.attempt, True)
+        elif command and status == "running" and self.group_stopped:
+            processes.signal_group(self.worker_id, signal.SIGCONT)  # type: ignore[arg-type]
+            self.group_stopped = False
+            self.store.set_worker_stopped(self.job_id, self.attempt, False)
+
+    def _finish(self, wait_status: int) -> int:
+        code = os.waitstatus_to_exitcode(wait_status)
+        sig = processes.signal_name(-code) if code < 0 else None
+        exit_code = code if code >= 0 else None
+        how = f"killed by {sig}" if sig else f"exit code {code}"
+        row = self.store.get_row(self.job_id)
+        if row["status"] == "stopping":
+            self.store.finish(
+                self.job_id,
+                self.attempt,
+                "cancelled",
+                exit_code=exit_code,
+                signal=sig,
+                reason=f"Stopped by request (worker {how}).",
+                logs=[f"[CANCELLATION] job cancelled (worker {how})"],
+            )
+        elif code == 0:
+            self.store.finish(self.job_id, self.attempt, "completed", exit_code=0)
+        else:
+            detail = row["reason"]
+            reason = f"Worker {how}." + (f" {detail}" if detail else "")
+            self.store.finish(
+                self.job_id,
+                self.attempt,
+                "failed",
+                exit_code=exit_code,
+                signal=sig,
+                reason=reason,
+                logs=[f"[jobctl] worker {how}"],
+            )
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    sup = Supervisor(argv[0], int(argv[1]), os.environ["JOBCTL_DB_URL"])
+    try:
+        return sup.run()
+    finally:
+        sup.store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
