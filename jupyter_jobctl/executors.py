@@ -7,6 +7,7 @@ supervisor has vanished, cleans up what it left.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from .processes import Identity
 
 
 class Executor(Protocol):
-    def launch(self, job_id: str, attempt: int, db_url: str) -> None: ...
+    def launch(
+        self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
+    ) -> None: ...
 
     def is_alive(self, row: dict[str, Any]) -> bool | None: ...
 
@@ -34,10 +37,16 @@ class LocalExecutor:
         self.log_dir = Path(log_dir) if log_dir else None
         self._children: list[subprocess.Popen[bytes]] = []
 
-    def launch(self, job_id: str, attempt: int, db_url: str) -> None:
+    def launch(
+        self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
+    ) -> None:
         self.reap()
         env = {k: v for k, v in os.environ.items() if k != processes.JOB_ENV}
         env["JOBCTL_DB_URL"] = db_url
+        if kind is not None:
+            plan = json.dumps({"kind": kind, "spec": spec})
+            if len(plan) < 100_000:  # env strings are capped by the kernel; else read from the DB
+                env["JOBCTL_LAUNCH"] = plan
         argv = [sys.executable, "-m", "jupyter_jobctl.supervisor", job_id, str(attempt)]
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -7,6 +7,7 @@ a job keeps running, and stays stoppable, after the manager (or its process) is 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -100,7 +101,8 @@ class JobManager:
             heartbeat_interval=p.heartbeat_interval,
         )
         try:
-            self.executor.launch(job_id, row["attempt"], self.db_url)
+            spec = json.loads(row["spec"])
+            self.executor.launch(job_id, row["attempt"], self.db_url, row["kind"], spec)
         except OSError as exc:
             self.store.finish(
                 job_id, row["attempt"], "failed", reason=f"Could not launch the supervisor: {exc}."

@@ -1,0 +1,152 @@
+"""Shared fixtures: real SQLite files, a real PostgreSQL server, managers with short graces."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jupyter_jobctl.manager import JobManager, StopPolicy
+from jupyter_jobctl.processes import kill_job_processes
+from jupyter_jobctl.states import TERMINAL
+
+TESTS_DIR = Path(__file__).parent / "tests"
+# short ladder so every stop path finishes in about a second
+FAST_POLICY = StopPolicy(interrupt_after=0.3, stop_grace=1.0, kill_grace=0.7, heartbeat_interval=0.3)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
+    """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster run as the `postgres` user (initdb refuses root)."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; `make test` installs Debian postgresql.")
+        pytest.skip("PostgreSQL is not installed (run `make test`)")
+    bin_dir = bins[-1]
+    data = tempfile.mkdtemp(prefix="jobctl-pg-")
+    port = _free_port()
+    as_pg: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+    subprocess.run(
+        [*as_pg, f"{bin_dir}/initdb", "-D", data, "-A", "trust", "-U", "jobctl"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run(
+        [*as_pg, f"{bin_dir}/pg_ctl", "-D", data, "-w", "-l", f"{data}/log", "-o", opts, "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://jobctl@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_pg, f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One fresh database per test, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobctl.db'}"
+    server = request.getfixturevalue("postgres_server")
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.replace("postgresql+psycopg", "postgresql") + "/postgres") as conn:
+        conn.autocommit = True
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'jobctl.db'}"
+
+
+@pytest.fixture
+def make_manager(db_url: str) -> Iterator[Callable[..., JobManager]]:
+    """Managers on the test's database; at teardown every job is ended and every process killed."""
+    made: list[JobManager] = []
+
+    def make(policy: StopPolicy = FAST_POLICY, **kwargs) -> JobManager:
+        m = JobManager(db_url, policy=policy, **kwargs)
+        made.append(m)
+        return m
+
+    yield make
+    if made:
+        m = made[-1]
+        for row in m.store.active_rows():
+            try:
+                m.stop(row["id"])
+            except Exception:
+                pass
+        deadline = time.monotonic() + 10
+        while m.store.active_rows() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        jobs, _ = m.list(limit=1000)
+        for job in jobs:
+            kill_job_processes(job["id"])
+    for m in made:
+        m.close()
+
+
+@pytest.fixture
+def manager(make_manager: Callable[..., JobManager]) -> JobManager:
+    return make_manager()
+
+
+def wait_status(manager: JobManager, job_id: str, *statuses: str, timeout: float = 30.0) -> dict:
+    return wait_for(
+        lambda: (j := manager.get(job_id))["status"] in statuses and j,
+        timeout,
+        f"job {job_id} to become {'/'.join(statuses)}",
+    )
+
+
+def wait_terminal(manager: JobManager, job_id: str, timeout: float = 30.0) -> dict:
+    return wait_status(manager, job_id, *TERMINAL, timeout=timeout)
+
+
+def log_lines(manager: JobManager, job_id: str) -> list[str]:
+    lines, after = [], 0
+    while True:
+        page = manager.events(job_id, after=after, limit=1000)
+        if not page:
+            return lines
+        lines += [e["data"]["line"] for e in page if e["type"] == "log"]
+        after = page[-1]["seq"]
