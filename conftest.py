@@ -21,7 +21,9 @@ from jupyter_jobctl.states import TERMINAL
 
 TESTS_DIR = Path(__file__).parent / "tests"
 # short ladder so every stop path finishes in about a second
-FAST_POLICY = StopPolicy(interrupt_after=0.3, stop_grace=1.0, kill_grace=0.7, heartbeat_interval=0.3)
+FAST_POLICY = StopPolicy(
+    interrupt_after=0.3, stop_grace=1.0, kill_grace=0.7, heartbeat_interval=0.3
+)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition"):

@@ -23,7 +23,9 @@ class JobCtl(ExtensionApp):
         help="SQLAlchemy URL of the job database. Default: a SQLite file under the Jupyter "
         "data directory. PostgreSQL: postgresql+psycopg://user@host/db",
     ).tag(config=True)
-    interrupt_after = Float(0.5, help="Seconds after a stop request before SIGINT.").tag(config=True)
+    interrupt_after = Float(0.5, help="Seconds after a stop request before SIGINT.").tag(
+        config=True
+    )
     stop_grace = Float(3.0, help="Seconds after a stop request before SIGTERM.").tag(config=True)
     kill_grace = Float(2.0, help="Seconds after SIGTERM before SIGKILL.").tag(config=True)
     heartbeat_interval = Float(1.0, help="Supervisor heartbeat period in seconds.").tag(config=True)

@@ -44,7 +44,9 @@ def _parse_status_filter(status: str | list[str] | None) -> list[str] | None:
     known = {s.value for s in JobState}
     for value in values:
         if value not in known:
-            raise SpecError("status", f"status {value!r} is not one of: {', '.join(sorted(known))}.")
+            raise SpecError(
+                "status", f"status {value!r} is not one of: {', '.join(sorted(known))}."
+            )
     return values
 
 

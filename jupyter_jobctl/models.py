@@ -100,15 +100,17 @@ meta = Table(
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
 def _redacted(spec: dict[str, Any]) -> dict[str, Any]:
     # env values may hold secrets; never send them back out
     if isinstance(spec.get("env"), dict):
-        return {**spec, "env": {k: "***" for k in spec["env"]}}
+        return {**spec, "env": dict.fromkeys(spec["env"], "***")}
     return spec
 
 
@@ -149,4 +151,9 @@ def job_to_json(row: Any) -> dict[str, Any]:
 
 
 def event_to_json(row: Any) -> dict[str, Any]:
-    return {"seq": row["seq"], "type": row["type"], "ts": iso(row["ts"]), "data": json.loads(row["data"])}
+    return {
+        "seq": row["seq"],
+        "type": row["type"],
+        "ts": iso(row["ts"]),
+        "data": json.loads(row["data"]),
+    }

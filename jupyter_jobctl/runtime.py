@@ -42,7 +42,7 @@ class Cancelled(BaseException):
 class _Progress:
     """tqdm-like counter: rate as an exponential moving average, ETA from it."""
 
-    __slots__ = ("done", "total", "unit", "rate", "_t", "_n")
+    __slots__ = ("_n", "_t", "done", "rate", "total", "unit")
 
     def __init__(self, total: float | None, unit: str, done: float = 0) -> None:
         self.done = done
@@ -62,7 +62,13 @@ class _Progress:
         eta = None
         if self.rate and self.total is not None:
             eta = max(0.0, (self.total - self.done) / self.rate)
-        return {"done": self.done, "total": self.total, "unit": self.unit, "rate": self.rate, "eta_s": eta}
+        return {
+            "done": self.done,
+            "total": self.total,
+            "unit": self.unit,
+            "rate": self.rate,
+            "eta_s": eta,
+        }
 
 
 class Job:
@@ -143,7 +149,7 @@ class Job:
         next_t = last_t + PROGRESS_INTERVAL
         n = last_n = 0
         # look at the clock only every `stride` steps (tqdm's dynamic miniters idea)
-        stride = check_at = 1
+        check_at = 1
         for item in iterable:
             if self._flag:
                 self.checkpoint(f"{unit} {n}")
@@ -154,11 +160,11 @@ class Job:
                 if now >= next_t:
                     prog.done = n
                     self._report_progress(prog)
-                    per_interval = (n - last_n) * PROGRESS_INTERVAL / max(now - last_t, 1e-9)
-                    stride = max(1, int(per_interval) // 4)
-                    last_t, last_n, next_t = now, n, now + PROGRESS_INTERVAL
-                elif stride < 4096:
-                    stride *= 2
+                    next_t = now + PROGRESS_INTERVAL
+                # steps per quarter interval at the current speed: adapts to slow and fast loops
+                stride = max(1, int((n - last_n) * PROGRESS_INTERVAL / 4 / max(now - last_t, 1e-9)))
+                stride = min(stride, 100_000)
+                last_t, last_n = now, n
                 check_at = n + stride
         prog.done = n
         self._report_progress(prog)

@@ -64,7 +64,9 @@ def _check_keys(obj: dict[str, Any], allowed: set[str], prefix: str) -> None:
     for key in obj:
         if key not in allowed:
             names = ", ".join(sorted(allowed))
-            raise SpecError(f"{prefix}.{key}", f"{prefix}.{key} is not a known field (expected: {names}).")
+            raise SpecError(
+                f"{prefix}.{key}", f"{prefix}.{key} is not a known field (expected: {names})."
+            )
 
 
 def _common(spec: dict[str, Any], out: dict[str, Any]) -> None:
@@ -99,12 +101,15 @@ def validate_demo_config(config: dict[str, Any], prefix: str = "spec.config") ->
             raise SpecError(f"{prefix}.{key}", f"{prefix}.{key} must be at most {top}.")
     lr = out["learning_rate"]
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-        raise SpecError(f"{prefix}.learning_rate", f"{prefix}.learning_rate must be a positive number.")
+        raise SpecError(
+            f"{prefix}.learning_rate", f"{prefix}.learning_rate must be a positive number."
+        )
     if lr > 10:
         raise SpecError(f"{prefix}.learning_rate", f"{prefix}.learning_rate must be at most 10.")
     if out["optimizer"] not in DEMO_OPTIMIZERS:
         raise SpecError(
-            f"{prefix}.optimizer", f"{prefix}.optimizer must be one of: {', '.join(DEMO_OPTIMIZERS)}."
+            f"{prefix}.optimizer",
+            f"{prefix}.optimizer must be one of: {', '.join(DEMO_OPTIMIZERS)}.",
         )
     if not _is_int(out["seed"]):
         raise SpecError(f"{prefix}.seed", f"{prefix}.seed must be an integer.")
@@ -114,7 +119,9 @@ def validate_demo_config(config: dict[str, Any], prefix: str = "spec.config") ->
 def _training(spec: dict[str, Any]) -> dict[str, Any]:
     _check_keys(spec, {"target", "config", "cwd", "env"}, "spec")
     if "target" not in spec:
-        raise SpecError("spec.target", "spec.target is required (a 'pkg.module:function' or a .py path).")
+        raise SpecError(
+            "spec.target", "spec.target is required (a 'pkg.module:function' or a .py path)."
+        )
     target = _string(spec["target"], "spec.target")
     if not (_TARGET_RE.match(target) or target.endswith(".py")):
         raise SpecError(
@@ -147,7 +154,9 @@ def _command(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _test_batch(spec: dict[str, Any]) -> dict[str, Any]:
     _check_keys(spec, {"args", "cwd", "env"}, "spec")
-    out: dict[str, Any] = {"args": _string_list(spec.get("args", []), "spec.args", allow_empty=True)}
+    out: dict[str, Any] = {
+        "args": _string_list(spec.get("args", []), "spec.args", allow_empty=True)
+    }
     _common(spec, out)
     return out
 

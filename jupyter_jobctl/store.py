@@ -19,7 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -89,7 +99,9 @@ def _sqlite_engine(url: str, *, write: bool) -> Engine:
         cur = dbapi_conn.cursor()
         mode = cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal" and ":memory:" not in url:
-            raise StorageError(f"SQLite refused WAL mode for {url} (got {mode!r}); set c.JobCtl.db_url.")
+            raise StorageError(
+                f"SQLite refused WAL mode for {url} (got {mode!r}); set c.JobCtl.db_url."
+            )
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -310,9 +322,11 @@ class Store:
         try:
             with self._tx() as conn:
                 if idempotency_key is not None:
-                    found = conn.execute(
-                        select(jobs).where(jobs.c.idempotency_key == idempotency_key)
-                    ).mappings().first()
+                    found = (
+                        conn.execute(select(jobs).where(jobs.c.idempotency_key == idempotency_key))
+                        .mappings()
+                        .first()
+                    )
                     if found is not None:
                         if found["request_hash"] != body_hash:
                             raise Conflict(
@@ -409,7 +423,10 @@ class Store:
         stmt = stmt.order_by(events.c.seq).limit(limit)
         with self._read.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-            if not rows and conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+            if (
+                not rows
+                and conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None
+            ):
                 raise JobNotFound(job_id)
         return [event_to_json(r) for r in rows]
 
@@ -454,7 +471,7 @@ class Store:
         return self.get_row(job_id)
 
     def request_stop(self, job_id: str) -> dict[str, Any]:
-        """Idempotent stop: pending -> cancelled at once; active -> stopping with persisted deadlines."""
+        """Idempotent: pending -> cancelled at once; else stopping, with persisted deadlines."""
         with self._tx() as conn:
             row = self._lock(conn, job_id)
             status = row["status"]
@@ -465,7 +482,10 @@ class Store:
                     conn,
                     row,
                     "cancelled",
-                    logs=["[STOP] Stop request received", "[CANCELLATION] cancelled before it started"],
+                    logs=[
+                        "[STOP] Stop request received",
+                        "[CANCELLATION] cancelled before it started",
+                    ],
                     values={"stop_requested_at": _now(), "reason": "Cancelled before it started."},
                 )
             elif status != JobState.STOPPING.value:
@@ -530,7 +550,7 @@ class Store:
                 conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
         return len(ids)
 
-    # ------------------------------------------------------------ fenced writes (supervisor, worker)
+    # ------------------------------------------------------ fenced writes (supervisor, worker)
 
     def _fenced(self, conn: Connection, job_id: str, attempt: int) -> Any | None:
         row = self._lock(conn, job_id)

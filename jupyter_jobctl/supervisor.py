@@ -181,7 +181,7 @@ class Supervisor:
         ]
 
     def _watch(self, row: dict[str, Any]) -> int:
-        """Wait for the worker's exit while heartbeating and obeying stop/pause; returns wait status."""
+        """Wait for the worker to exit, heartbeating and obeying stop/pause; returns wait status."""
         assert self.worker is not None and self.worker_id is not None
         pidfd = os.pidfd_open(self.worker.pid)
         poller = select.poll()

@@ -1,4 +1,4 @@
-"""The job engine end to end: real supervisors, real workers, real databases (SQLite + PostgreSQL)."""
+"""The job engine end to end: real supervisors, workers and databases (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from jupyter_jobctl.errors import Conflict, JobNotFound
 from jupyter_jobctl.manager import JobManager
 from jupyter_jobctl.processes import job_processes
 
-SEED = {"mode": "smoke_test", "epochs": 5, "batch_size": 2, "learning_rate": 0.001, "optimizer": "adam"}
+SEED = {
+    "mode": "smoke_test",
+    "epochs": 5,
+    "batch_size": 2,
+    "learning_rate": 0.001,
+    "optimizer": "adam",
+}
 DEMO = "jupyter_jobctl.examples.train:main"
 
 
@@ -32,8 +38,10 @@ def test_seed_scenario(manager: JobManager) -> None:
 
     manager.start(job["id"])
     wait_status(manager, job["id"], "running")
-    wait_for(lambda: any("epoch 1/5" in line for line in log_lines(manager, job["id"])),
-             what="the first epoch's log line")
+    wait_for(
+        lambda: any("epoch 1/5" in line for line in log_lines(manager, job["id"])),
+        what="the first epoch's log line",
+    )
     running = manager.get(job["id"])
     assert running["progress"]["unit"] == "epoch" and running["progress"]["total"] == 5
     assert {"loss", "accuracy"} <= set(running["metrics"])
@@ -64,8 +72,11 @@ def test_completed_job_cannot_be_stopped(manager: JobManager) -> None:
     lines = log_lines(manager, job["id"])
     assert "quick job done" in lines
     assert "printed to stdout" in lines and "printed to stderr" in lines
-    streams = {e["data"]["line"]: e["data"]["stream"] for e in manager.events(job["id"])
-               if e["type"] == "log"}
+    streams = {
+        e["data"]["line"]: e["data"]["stream"]
+        for e in manager.events(job["id"])
+        if e["type"] == "log"
+    }
     assert streams["printed to stderr"] == "stderr"
     with pytest.raises(Conflict, match="completed"):
         manager.stop(job["id"])
@@ -86,7 +97,9 @@ def test_failures_are_reported(manager: JobManager) -> None:
 
 def test_cooperative_stop_unwinds_cleanly(manager: JobManager, tmp_path: Path) -> None:
     marker = tmp_path / "finally"
-    job, _ = manager.create("training", training("cooperative", finally_file=str(marker)), start=True)
+    job, _ = manager.create(
+        "training", training("cooperative", finally_file=str(marker)), start=True
+    )
     wait_status(manager, job["id"], "running")
     wait_for(lambda: manager.get(job["id"])["progress"]["done"], what="progress")
     t0 = time.monotonic()
@@ -165,8 +178,10 @@ def test_pause_resume_and_stop_paused_training(manager: JobManager) -> None:
     with pytest.raises(Conflict):
         manager.pause(job["id"])
     assert manager.resume(job["id"])["status"] == "running"
-    wait_for(lambda: (manager.get(job["id"])["progress"]["done"] or 0) > (done_at_pause or 0),
-             what="progress after resume")
+    wait_for(
+        lambda: (manager.get(job["id"])["progress"]["done"] or 0) > (done_at_pause or 0),
+        what="progress after resume",
+    )
     manager.pause(job["id"])
     manager.stop(job["id"])
     assert wait_terminal(manager, job["id"])["status"] == "cancelled"
@@ -203,8 +218,9 @@ def test_worker_killed_fails_naming_the_signal(manager: JobManager) -> None:
 def test_supervisor_and_worker_killed_become_lost(manager: JobManager) -> None:
     job, _ = manager.create("training", training("cooperative"), start=True)
     wait_status(manager, job["id"], "running")
-    row = wait_for(lambda: (r := manager.store.get_row(job["id"]))["worker_pid"] and r,
-                   what="identities")
+    row = wait_for(
+        lambda: (r := manager.store.get_row(job["id"]))["worker_pid"] and r, what="identities"
+    )
     os.kill(row["supervisor_pid"], signal.SIGKILL)
     os.kill(row["worker_pid"], signal.SIGKILL)
     wait_for(lambda: not psutil.pid_exists(row["worker_pid"]), what="worker gone")
@@ -237,8 +253,13 @@ def test_job_survives_the_process_that_created_it(manager: JobManager, db_url: s
         f"job, _ = m.create('training', {training('cooperative')!r}, start=True)\n"
         "print(job['id'])\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, db_url], capture_output=True, text=True,
-                         check=True, cwd=str(TESTS_DIR.parent))
+    out = subprocess.run(
+        [sys.executable, "-c", script, db_url],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(TESTS_DIR.parent),
+    )
     job_id = out.stdout.strip().splitlines()[-1]
     wait_status(manager, job_id, "running")
     before = manager.get(job_id)["progress"]["done"] or 0
@@ -256,12 +277,24 @@ def test_reused_pid_is_never_signalled(manager: JobManager) -> None:
             from sqlalchemy import update
 
             from jupyter_jobctl.models import jobs
-            conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(
-                status="running", attempt=1, started_at=time.time() - 100,
-                heartbeat_at=time.time() - 100, heartbeat_interval=0.3,
-                supervisor_pid=stranger.pid, supervisor_start=1, worker_pid=stranger.pid,
-                worker_start=1, boot_id=open("/proc/sys/kernel/random/boot_id").read().strip(),
-                host=manager.store.host))
+
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job["id"])
+                .values(
+                    status="running",
+                    attempt=1,
+                    started_at=time.time() - 100,
+                    heartbeat_at=time.time() - 100,
+                    heartbeat_interval=0.3,
+                    supervisor_pid=stranger.pid,
+                    supervisor_start=1,
+                    worker_pid=stranger.pid,
+                    worker_start=1,
+                    boot_id=open("/proc/sys/kernel/random/boot_id").read().strip(),
+                    host=manager.store.host,
+                )
+            )
         assert job["id"] in manager.reconcile()["lost"]
         assert stranger.poll() is None  # still alive: never signalled
         assert manager.get(job["id"])["status"] == "lost"

@@ -65,8 +65,10 @@ def main(config: dict[str, Any] | None = None) -> dict[str, float]:
     job = jc.current()
     cfg = validate_demo_config(dict(config or job.config or {}), prefix="config")
     mode = MODES[cfg["mode"]]
-    job.log(f"Initialising: mode={cfg['mode']} optimizer={cfg['optimizer']} "
-            f"lr={cfg['learning_rate']} batch_size={cfg['batch_size']} epochs={cfg['epochs']}")
+    job.log(
+        f"Initialising: mode={cfg['mode']} optimizer={cfg['optimizer']} "
+        f"lr={cfg['learning_rate']} batch_size={cfg['batch_size']} epochs={cfg['epochs']}"
+    )
     rng = np.random.default_rng(cfg["seed"])
     x, y = _data(rng, mode["samples"], mode["features"])
     split = int(0.8 * len(x))
@@ -78,8 +80,10 @@ def main(config: dict[str, Any] | None = None) -> dict[str, float]:
     b2 = np.zeros(CLASSES)
     params = [w1, b1, w2, b2]
     opt = _Optimizer(cfg["optimizer"], cfg["learning_rate"], [p.shape for p in params])
-    job.log(f"Initialised: {split} training and {len(x) - split} validation samples, "
-            f"{sum(p.size for p in params)} parameters")
+    job.log(
+        f"Initialised: {split} training and {len(x) - split} validation samples, "
+        f"{sum(p.size for p in params)} parameters"
+    )
 
     def forward(xb: Any) -> tuple[Any, Any]:
         hid = np.maximum(xb @ w1 + b1, 0)
@@ -121,8 +125,10 @@ def main(config: dict[str, Any] | None = None) -> dict[str, float]:
         accuracy = float((val_probs.argmax(axis=1) == y_val).mean())
         train_loss = total_loss / batches
         job.metric(step=epoch, loss=train_loss, val_loss=val_loss, accuracy=accuracy)
-        job.log(f"epoch {epoch}/{cfg['epochs']} loss {train_loss:.4f} "
-                f"val_loss {val_loss:.4f} accuracy {accuracy:.3f}")
+        job.log(
+            f"epoch {epoch}/{cfg['epochs']} loss {train_loss:.4f} "
+            f"val_loss {val_loss:.4f} accuracy {accuracy:.3f}"
+        )
         result = {"loss": train_loss, "val_loss": val_loss, "accuracy": accuracy}
     job.log(f"Training finished: accuracy {result.get('accuracy', 0.0):.3f}")
     return result
