@@ -19,6 +19,9 @@ from jupyter_jobctl.manager import JobManager, StopPolicy
 from jupyter_jobctl.processes import kill_job_processes
 from jupyter_jobctl.states import TERMINAL
 
+# pytest-jupyter has no entry point; it must be declared in the root conftest
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 TESTS_DIR = Path(__file__).parent / "tests"
 # short ladder so every stop path finishes in about a second
 FAST_POLICY = StopPolicy(

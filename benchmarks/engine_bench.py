@@ -99,9 +99,11 @@ class Results:
     def add(self, name: str, seconds: float) -> None:
         self.samples.setdefault(name, []).append(seconds)
 
-    def anomaly(self, text: str) -> None:
-        self.anomalies.append(text)
-        print(f"  ! {text}", flush=True)
+    def anomaly(self, text: str, story: list[str] | None = None) -> None:
+        """Record something the engine did unexpectedly, with the job's event trail if any."""
+        full = "\n      ".join([text, *(story or [])])
+        self.anomalies.append(full)
+        print(f"  ! {full}", flush=True)
 
 
 def stop_paths() -> list[StopPath]:
@@ -258,8 +260,23 @@ class Bench:
         self.request_stop(job_id)
         job, _ = self.wait_status(job_id, TERMINAL)
         if job["status"] != "cancelled":
-            self.results.anomaly(f"{context}: job {job_id} ended {describe(job)}, not cancelled")
+            self.results.anomaly(
+                f"{context}: job {job_id} ended {describe(job)}, not cancelled",
+                job_story(self.m, job_id),
+            )
         return job
+
+
+def job_story(manager: JobManager, job_id: str, last: int = 14) -> list[str]:
+    """The job's status changes, jobctl and stderr lines (the last ``last``), for anomalies."""
+    lines = []
+    for event in manager.events(job_id, limit=1000):
+        data, ts = event["data"], event["ts"][11:23]
+        if event["type"] == "status":
+            lines.append(f"{ts} #{event['seq']} status {data.get('from')} -> {data.get('status')}")
+        elif event["type"] == "log" and data.get("stream") in ("jobctl", "stderr"):
+            lines.append(f"{ts} #{event['seq']} {data['stream']}: {data.get('line')}")
+    return lines[-last:]
 
 
 def describe(job: dict[str, Any]) -> str:
@@ -281,7 +298,10 @@ def run_start_latency(bench: Bench) -> None:
     if job["status"] == "running":
         bench.results.add("start.running", seen - t0)
     else:
-        bench.results.anomaly(f"start latency: job {job_id} reached {describe(job)}, not running")
+        bench.results.anomaly(
+            f"start latency: job {job_id} reached {describe(job)}, not running",
+            job_story(bench.m, job_id),
+        )
     if job["status"] not in TERMINAL:
         bench.stop_and_wait(job_id, "start latency (stop after running)")
 
@@ -291,7 +311,10 @@ def run_stop_path(bench: Bench, path: StopPath) -> None:
     job_id, _ = bench.create_and_start(path.kind, path.spec, f"bench {path.key}")
     job, _ = bench.wait_status(job_id, {"running"})
     if job["status"] != "running":
-        bench.results.anomaly(f"{path.key}: job {job_id} reached {describe(job)}, not running")
+        bench.results.anomaly(
+            f"{path.key}: job {job_id} reached {describe(job)}, not running",
+            job_story(bench.m, job_id),
+        )
         return
     if not bench.wait_ready(job_id):
         bench.results.anomaly(
@@ -306,14 +329,18 @@ def run_stop_path(bench: Bench, path: StopPath) -> None:
     t0 = bench.request_stop(job_id)
     job, seen = bench.wait_status(job_id, TERMINAL)
     if job["status"] != "cancelled":
-        bench.results.anomaly(f"{path.key}: job {job_id} ended {describe(job)}, not cancelled")
+        bench.results.anomaly(
+            f"{path.key}: job {job_id} ended {describe(job)}, not cancelled",
+            job_story(bench.m, job_id),
+        )
         return
     bench.results.add(path.key, seen - t0)
     if job.get("exit_code") != path.expect_exit_code or job.get("signal") != path.expect_signal:
         bench.results.anomaly(
             f"{path.key}: job {job_id} was cancelled through another rung than expected "
             f"(expected exit_code={path.expect_exit_code!r} signal={path.expect_signal!r}; "
-            f"got {describe(job)})"
+            f"got {describe(job)})",
+            job_story(bench.m, job_id),
         )
 
 

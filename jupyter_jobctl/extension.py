@@ -49,15 +49,17 @@ class JobCtl(ExtensionApp):
         self.manager = JobManager(self.db_url, policy=policy)
         self.settings["jobctl_manager"] = self.manager
         self.log.info("jobctl: job database %s", self.manager.db_url)
-
-    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # before the first request: re-adopt live jobs, end those whose processes are gone
         outcome = self.manager.reconcile()
         self.log.info(
-            "jobctl: re-adopted %d job(s), marked %d lost",
+            "jobctl: re-adopted %d job(s); %d lost, %d failed",
             len(outcome["adopted"]),
             len(outcome["lost"]),
+            len(outcome["failed"]),
         )
-        self.manager.run_reconciler()
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self.manager.run_reconciler(retention_days=self.retention_days)
 
     async def stop_extension(self) -> None:
         self.manager.close()

@@ -163,7 +163,13 @@ class JobManager:
         """
         if hasattr(self.executor, "reap"):
             self.executor.reap()
-        outcome: dict[str, list[str]] = {"adopted": [], "lost": [], "failed": [], "waiting": []}
+        outcome: dict[str, list[str]] = {
+            "adopted": [],
+            "lost": [],
+            "failed": [],
+            "cancelled": [],
+            "waiting": [],
+        }
         now = time.time()
         for row in self.store.active_rows():
             alive = self.executor.is_alive(row)
@@ -194,6 +200,9 @@ class JobManager:
         elif row["supervisor_pid"] is None:
             reason = "The job's supervisor never started (no heartbeat within the start grace)."
             to = "lost"
+        elif row["status"] == "stopping":
+            reason = "Stopped by request; its processes ended before an exit was recorded."
+            to = "cancelled"
         else:
             reason = (
                 "The job's supervisor and worker processes are gone and no exit was recorded "
@@ -211,14 +220,21 @@ class JobManager:
             log.warning("job %s marked %s: %s", row["id"], to, reason)
             outcome[to].append(row["id"])
 
-    def run_reconciler(self, interval: float | None = None) -> None:
-        """Reconcile now and then every ``interval`` seconds in a daemon thread."""
+    def apply_retention(self, days: float) -> int:
+        """Delete terminal jobs (and their events) that finished more than ``days`` ago."""
+        if days <= 0:
+            return 0
+        return self.store.delete_finished_before(time.time() - days * 86400)
+
+    def run_reconciler(self, interval: float | None = None, retention_days: float = 0) -> None:
+        """Reconcile (and apply retention) now and then every ``interval`` s in a daemon thread."""
         every = interval or 3 * self.policy.heartbeat_interval
 
         def loop() -> None:
             while not self._closing.is_set():
                 try:
                     self.reconcile()
+                    self.apply_retention(retention_days)
                 except Exception:  # keep the loop alive; the next pass retries
                     log.exception("reconcile failed")
                 self._closing.wait(every)

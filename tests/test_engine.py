@@ -301,3 +301,36 @@ def test_reused_pid_is_never_signalled(manager: JobManager) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_supervisor_killed_takes_the_worker_with_it(manager: JobManager) -> None:
+    """Fate-sharing: a worker never runs unsupervised; the job then ends lost, with a reason."""
+    job, _ = manager.create("training", training("cooperative"), start=True)
+    wait_status(manager, job["id"], "running")
+    row = wait_for(
+        lambda: (r := manager.store.get_row(job["id"]))["worker_pid"] and r, what="identities"
+    )
+    os.kill(row["supervisor_pid"], signal.SIGKILL)
+    wait_for(lambda: job_processes(job["id"]) == [], what="worker to die with its supervisor")
+    wait_for(lambda: job["id"] in manager.reconcile()["lost"], timeout=10, what="lost")
+    assert "gone" in manager.get(job["id"])["reason"]
+
+
+def test_retention_removes_only_old_finished_jobs(manager: JobManager) -> None:
+    old, _ = manager.create("command", {"argv": ["true"]})
+    manager.stop(old["id"])
+    live, _ = manager.create("training", training("cooperative"), start=True)
+    assert manager.apply_retention(0) == 0
+    assert manager.apply_retention(1) == 0  # finished seconds ago, not a day
+    with manager.store._tx() as conn:
+        from sqlalchemy import update
+
+        from jupyter_jobctl.models import jobs
+
+        conn.execute(
+            update(jobs).where(jobs.c.id == old["id"]).values(finished_at=time.time() - 3 * 86400)
+        )
+    assert manager.apply_retention(2) == 1
+    with pytest.raises(JobNotFound):
+        manager.get(old["id"])
+    assert manager.get(live["id"])["status"] in ("initializing", "running")

@@ -1,0 +1,48 @@
+"""The server extension loads from config, migrates, and reconciles jobs on start."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import update
+
+from jupyter_jobctl.manager import JobManager
+from jupyter_jobctl.models import jobs
+
+
+@pytest.fixture
+def jp_server_config(sqlite_url: str):
+    # an orphan left by a server that died with its job: running, processes long gone
+    m = JobManager(sqlite_url)
+    job, _ = m.create("command", {"argv": ["true"]})
+    with m.store._tx() as conn:
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job["id"])
+            .values(
+                status="running",
+                attempt=1,
+                started_at=time.time() - 60,
+                heartbeat_at=time.time() - 60,
+                heartbeat_interval=1.0,
+                supervisor_pid=2**22 + 1,
+                supervisor_start=1,
+                host=m.store.host,
+                boot_id="stale",
+            )
+        )
+    m.close()
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_jobctl": True}},
+        "JobCtl": {"db_url": sqlite_url, "stop_grace": 1.5, "heartbeat_interval": 0.5},
+        "orphan": job["id"],
+    }
+
+
+async def test_extension_configures_and_reconciles(jp_serverapp, jp_server_config) -> None:
+    manager = jp_serverapp.web_app.settings["jobctl_manager"]
+    assert manager.db_url == jp_server_config["JobCtl"]["db_url"]
+    assert manager.policy.stop_grace == 1.5 and manager.policy.heartbeat_interval == 0.5
+    orphan = manager.get(jp_server_config["orphan"])
+    assert orphan["status"] == "lost" and "gone" in orphan["reason"]
