@@ -90,20 +90,28 @@ class StopPath:
 
 
 @dataclass
+class Anomaly:
+    """Something the engine did unexpectedly, with the job's event trail if there is one."""
+
+    category: str
+    text: str
+    story: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Results:
     samples: dict[str, list[float]] = field(default_factory=dict)  # seconds
-    anomalies: list[str] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
     per_iteration: dict[str, list[float]] = field(default_factory=dict)  # ns per iteration
+    round_load: list[float] = field(default_factory=list)  # 1-min loadavg at each round
     notes: list[str] = field(default_factory=list)
 
     def add(self, name: str, seconds: float) -> None:
         self.samples.setdefault(name, []).append(seconds)
 
-    def anomaly(self, text: str, story: list[str] | None = None) -> None:
-        """Record something the engine did unexpectedly, with the job's event trail if any."""
-        full = "\n      ".join([text, *(story or [])])
-        self.anomalies.append(full)
-        print(f"  ! {full}", flush=True)
+    def anomaly(self, category: str, text: str, story: list[str] | None = None) -> None:
+        self.anomalies.append(Anomaly(category, text, story or []))
+        print(f"  ! {text}", flush=True)
 
 
 def stop_paths() -> list[StopPath]:
@@ -256,11 +264,22 @@ class Bench:
         self.results.add("stop.api", time.perf_counter() - t0)
         return t0
 
+    def ensure_terminal(self, job_id: str) -> None:
+        """After a failed measurement: stop the job if still active and wait until it ends."""
+        if self.m.get(job_id)["status"] in TERMINAL:
+            return
+        try:
+            self.m.stop(job_id)
+        except Conflict:
+            pass
+        self.wait_status(job_id, TERMINAL)
+
     def stop_and_wait(self, job_id: str, context: str) -> dict[str, Any]:
         self.request_stop(job_id)
         job, _ = self.wait_status(job_id, TERMINAL)
         if job["status"] != "cancelled":
             self.results.anomaly(
+                f"{context}: not cancelled",
                 f"{context}: job {job_id} ended {describe(job)}, not cancelled",
                 job_story(self.m, job_id),
             )
@@ -293,55 +312,71 @@ def describe(job: dict[str, Any]) -> str:
 def run_start_latency(bench: Bench) -> None:
     """Figure 1: create+start -> running (demo trainer), then stop it and wait terminal."""
     job_id, t0 = bench.create_and_start("training", DEMO_SPEC, "bench start latency")
-    bench.results.add("start.api", time.perf_counter() - t0)
-    job, seen = bench.wait_status(job_id, {"running"})
-    if job["status"] == "running":
+    try:
+        bench.results.add("start.api", time.perf_counter() - t0)
+        job, seen = bench.wait_status(job_id, {"running"})
+        if job["status"] != "running":
+            bench.results.anomaly(
+                "start latency: never running",
+                f"start latency: job {job_id} reached {describe(job)}, not running",
+                job_story(bench.m, job_id),
+            )
+            return
         bench.results.add("start.running", seen - t0)
-    else:
-        bench.results.anomaly(
-            f"start latency: job {job_id} reached {describe(job)}, not running",
-            job_story(bench.m, job_id),
-        )
-    if job["status"] not in TERMINAL:
         bench.stop_and_wait(job_id, "start latency (stop after running)")
+    finally:
+        bench.ensure_terminal(job_id)
+
+
+def armed(bench: Bench, path: StopPath, job_id: str) -> bool:
+    """Wait until the job runs and its target printed READY (+ settle for cooperative)."""
+    job, _ = bench.wait_status(job_id, {"running"})
+    if job["status"] != "running":
+        problem = f"reached {describe(job)}, not running"
+    elif not bench.wait_ready(job_id):
+        problem = f"never printed READY ({describe(bench.m.get(job_id))})"
+    elif path.key == "stop.cooperative" and not bench.hold_running(job_id, COOPERATIVE_SETTLE):
+        problem = f"left running early ({describe(bench.m.get(job_id))})"
+    else:
+        return True
+    bench.results.anomaly(
+        f"{path.key}: not armed", f"{path.key}: job {job_id} {problem}", job_story(bench.m, job_id)
+    )
+    return False
+
+
+def check_rung(bench: Bench, path: StopPath, job: dict[str, Any]) -> None:
+    """A cancelled job must have ended through the rung its path exercises."""
+    if job.get("exit_code") == path.expect_exit_code and job.get("signal") == path.expect_signal:
+        return
+    bench.results.anomaly(
+        f"{path.key}: cancelled through another rung",
+        f"{path.key}: job {job['id']} was cancelled through another rung than expected "
+        f"(expected exit_code={path.expect_exit_code!r} signal={path.expect_signal!r}; "
+        f"got {describe(job)})",
+        job_story(bench.m, job["id"]),
+    )
 
 
 def run_stop_path(bench: Bench, path: StopPath) -> None:
     """Figure 2: from just before m.stop() to the first poll that sees ``cancelled``."""
     job_id, _ = bench.create_and_start(path.kind, path.spec, f"bench {path.key}")
-    job, _ = bench.wait_status(job_id, {"running"})
-    if job["status"] != "running":
-        bench.results.anomaly(
-            f"{path.key}: job {job_id} reached {describe(job)}, not running",
-            job_story(bench.m, job_id),
-        )
-        return
-    if not bench.wait_ready(job_id):
-        bench.results.anomaly(
-            f"{path.key}: job {job_id} never printed READY ({describe(bench.m.get(job_id))})"
-        )
-        return
-    if path.key == "stop.cooperative" and not bench.hold_running(job_id, COOPERATIVE_SETTLE):
-        bench.results.anomaly(
-            f"{path.key}: job {job_id} left running early ({describe(bench.m.get(job_id))})"
-        )
-        return
-    t0 = bench.request_stop(job_id)
-    job, seen = bench.wait_status(job_id, TERMINAL)
-    if job["status"] != "cancelled":
-        bench.results.anomaly(
-            f"{path.key}: job {job_id} ended {describe(job)}, not cancelled",
-            job_story(bench.m, job_id),
-        )
-        return
-    bench.results.add(path.key, seen - t0)
-    if job.get("exit_code") != path.expect_exit_code or job.get("signal") != path.expect_signal:
-        bench.results.anomaly(
-            f"{path.key}: job {job_id} was cancelled through another rung than expected "
-            f"(expected exit_code={path.expect_exit_code!r} signal={path.expect_signal!r}; "
-            f"got {describe(job)})",
-            job_story(bench.m, job_id),
-        )
+    try:
+        if not armed(bench, path, job_id):
+            return
+        t0 = bench.request_stop(job_id)
+        job, seen = bench.wait_status(job_id, TERMINAL)
+        if job["status"] != "cancelled":
+            bench.results.anomaly(
+                f"{path.key}: not cancelled",
+                f"{path.key}: job {job_id} ended {describe(job)}, not cancelled",
+                job_story(bench.m, job_id),
+            )
+            return
+        bench.results.add(path.key, seen - t0)
+        check_rung(bench, path, job)
+    finally:
+        bench.ensure_terminal(job_id)
 
 
 def run_spawn_baseline(results: Results, name: str, argv: list[str]) -> None:
@@ -379,7 +414,10 @@ def run_job_figures(bench: Bench, settings: Settings) -> None:
     }
     plan = schedule(settings)
     for i, tasks in enumerate(plan, 1):
-        print(f"  round {i}/{len(plan)}: {', '.join(tasks)}", flush=True)
+        load = os.getloadavg()[0]
+        bench.results.round_load.append(load)
+        extra = " +sigkill" if "stop.sigkill" in tasks else ""
+        print(f"  round {i}/{len(plan)}{extra} (loadavg {load:.2f})", flush=True)
         for task in tasks:
             if task in baselines:
                 run_spawn_baseline(bench.results, task, baselines[task])
@@ -428,7 +466,7 @@ def run_per_iteration(bench: Bench, settings: Settings) -> None:
     n = settings.iterations
     standin = jc.current()  # outside a worker, before attach: the do-nothing stand-in
     if jc.in_worker():
-        bench.results.anomaly("per-iteration: jc.in_worker() is True outside a worker")
+        bench.results.anomaly("per-iteration", "jc.in_worker() is True outside a worker")
     job_row, _ = bench.m.create(
         "training", {"target": "bench_jobs:cooperative"}, name="bench overhead"
     )
@@ -462,13 +500,16 @@ def check_overhead_job(bench: Bench, job_id: str, settings: Settings) -> None:
     """The attached job really reported (progress events landed), then cancel it."""
     progress = [e for e in bench.m.events(job_id, limit=1000) if e["type"] == "progress"]
     if not progress:
-        bench.results.anomaly(f"per-iteration: attached job {job_id} wrote no progress event")
+        bench.results.anomaly(
+            "per-iteration", f"per-iteration: attached job {job_id} wrote no progress event"
+        )
     else:
         last = progress[-1]["data"]
         if last.get("done") != settings.iterations:
             bench.results.anomaly(
+                "per-iteration",
                 f"per-iteration: last progress event of {job_id} says done={last.get('done')!r}, "
-                f"expected {settings.iterations}"
+                f"expected {settings.iterations}",
             )
     bench.stop_and_wait(job_id, "per-iteration (attached pending job)")
 
@@ -660,11 +701,34 @@ def print_report(info: dict[str, Any], settings: Settings, results: Results) -> 
     print("\n== Goals ==")
     print_goals(results)
     print("\n== Engine anomalies ==")
-    for text in results.anomalies or ["none"]:
-        print(f"  {text}")
+    print_anomalies(results.anomalies)
     for note in results.notes:
         print(f"  note: {note}")
     print(f"\nloadavg start {fmt_load(info['loadavg_start'])}, end {fmt_load(os.getloadavg())}")
+    if results.round_load:
+        loads = results.round_load
+        print(
+            f"1-min loadavg over the rounds: min {min(loads):.2f}, median {median(loads):.2f}, "
+            f"max {max(loads):.2f} (on {info['cpus_usable']} cpus)"
+        )
+
+
+def print_anomalies(anomalies: list[Anomaly]) -> None:
+    """Grouped by category: a count, the first occurrence in full, the other texts in short."""
+    if not anomalies:
+        print("  none")
+        return
+    groups: dict[str, list[Anomaly]] = {}
+    for item in anomalies:
+        groups.setdefault(item.category, []).append(item)
+    for category, items in groups.items():
+        print(f"  [{len(items)}x] {category}")
+        first = items[0]
+        print(f"    e.g. {first.text}")
+        for line in first.story:
+            print(f"         {line}")
+        for other in items[1:]:
+            print(f"    also {other.text}")
 
 
 def fmt_load(load: Iterable[float]) -> str:
@@ -689,7 +753,8 @@ def write_json(path: str, info: dict[str, Any], settings: Settings, results: Res
             for name, row in iteration_summary(results).items()
         },
         "goals": goals(results),
-        "anomalies": results.anomalies,
+        "anomalies": [asdict(a) for a in results.anomalies],
+        "round_loadavg": results.round_load,
         "notes": results.notes,
     }
     Path(path).write_text(json.dumps(payload, indent=2, default=str))
@@ -775,9 +840,9 @@ def main(argv: list[str] | None = None) -> int:
         remaining = wait_supervisors(manager)
         manager.close()
         for text in leftovers:
-            results.anomaly(f"cleanup: {text}")
+            results.anomaly("cleanup", f"cleanup: {text}")
         if remaining:
-            results.anomaly(f"cleanup: {remaining} supervisor process(es) still running")
+            results.anomaly("cleanup", f"cleanup: {remaining} supervisor process(es) still running")
         clean = not leftovers and not remaining
         if tmpdir and clean:
             shutil.rmtree(tmpdir, ignore_errors=True)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SpecError
+from .errors import Conflict, SpecError
 from .executors import Executor, LocalExecutor
 from .specs import validate_job
 from .states import JobState
@@ -25,6 +25,7 @@ log = logging.getLogger("jupyter_jobctl")
 # An initializing job gets this long to show a supervisor before it can be called lost
 # (Ray PR #34223: recovery must not race a freshly started job).
 START_GRACE = 30.0
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
 
 
 @dataclass
@@ -152,6 +153,67 @@ class JobManager:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise SpecError("limit", "limit must be an integer from 1 to 1000.")
         return self.store.events_after(job_id, after, limit, type_)
+
+    def results(
+        self, job_id: str, outcome: str | None = None, after: int = 0, limit: int = 500
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A batch's per-test results (``result`` events), optionally of one outcome."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise SpecError("outcome", f"outcome must be one of: {', '.join(OUTCOMES)}.")
+        self.events(job_id, after, limit)  # validates paging and that the job exists
+        found: list[dict[str, Any]] = []
+        cursor = after
+        while len(found) < limit:
+            page = self.store.events_after(job_id, cursor, 1000, "result")
+            if not page:
+                return found, None
+            for event in page:
+                cursor = event["seq"]
+                if outcome is None or event["data"].get("outcome") == outcome:
+                    found.append({"seq": event["seq"], "ts": event["ts"], **event["data"]})
+                    if len(found) == limit:
+                        break
+        return found, cursor
+
+    def rerun(self, job_id: str, only: str | None = None) -> dict[str, Any]:
+        """A new job with the same spec; ``only="failed"`` reruns a batch's failed tests."""
+        row = self.store.get_row(job_id)
+        spec = json.loads(row["spec"])
+        if only is not None:
+            if only != "failed":
+                raise SpecError("only", 'only must be "failed" (or left out to rerun everything).')
+            if row["kind"] != "test_batch":
+                raise SpecError("only", 'only="failed" applies to test batches.')
+            nodeids: list[str] = []
+            for bad in ("failed", "error"):
+                page, nxt = self.results(job_id, bad, 0, 1000)
+                while True:
+                    nodeids += [r["nodeid"] for r in page if r.get("nodeid")]
+                    if nxt is None:
+                        break
+                    page, nxt = self.results(job_id, bad, nxt, 1000)
+            if not nodeids:
+                raise Conflict(f"Job {job_id} has no failed tests to rerun.", row["status"])
+            spec["args"] = sorted(set(nodeids), key=nodeids.index)
+        name = row["name"] if only is None else f"{row['name']} (failed only)"
+        job, _ = self.create(row["kind"], spec, name, start=True)
+        return job
+
+    def active_batches(self) -> list[dict[str, Any]]:
+        return self.store.active_batches()
+
+    def changed_since(self, since: float) -> list[tuple[float, dict[str, Any]]]:
+        return self.store.changed_since(since)
+
+    def health(self) -> dict[str, str]:
+        try:
+            self.store.ping()
+            return {"status": "ok", "db": "ok"}
+        except Exception:
+            return {"status": "degraded", "db": "unreachable"}
+
+    def epoch(self) -> str:
+        return self.store.epoch()
 
     # ------------------------------------------------------------ reconciliation
 

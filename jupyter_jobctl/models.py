@@ -77,6 +77,7 @@ jobs = Table(
     Column("worker_stopped", Boolean, nullable=False, default=False),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_created", "created_at", "id"),
+    Index("ix_jobs_updated", "updated_at"),
 )
 
 events = Table(
@@ -148,6 +149,21 @@ def job_to_json(row: Any) -> dict[str, Any]:
         if row[key] is not None:
             out[key] = row[key]
     return out
+
+
+def batch_to_json(row: Any) -> dict[str, Any]:
+    """An entry of GET /batches/active (DESIGN §6 field names)."""
+    return {
+        "batch_id": row["id"],
+        "name": row["name"],
+        "start_time": iso(row["started_at"]),
+        "total_count": row["count_total"],
+        "completed_count": row["count_completed"],
+        "pass_count": row["count_passed"],
+        "fail_count": row["count_failed"],
+        "status": row["status"],
+        "eta_s": row["progress_eta"],
+    }
 
 
 def event_to_json(row: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from .errors import Conflict, JobNotFound, SpecError, StorageError
-from .models import event_to_json, events, job_to_json, jobs, meta
+from .models import batch_to_json, event_to_json, events, job_to_json, jobs, meta
 from .states import ACTIVE, TERMINAL, TRANSITIONS, JobState
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -291,7 +291,7 @@ class Store:
                 f"Job {row['id']} is {row['status']} and cannot become {to}.", row["status"]
             )
         ts = _now()
-        vals = {"status": to, **(values or {})}
+        vals = {"status": to, "updated_at": ts, **(values or {})}
         if to in TERMINAL:
             vals.setdefault("finished_at", ts)
         result = conn.execute(
@@ -407,6 +407,25 @@ class Store:
         rows = rows[:limit]
         nxt = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return [job_to_json(r) for r in rows], nxt
+
+    def changed_since(self, since: float) -> list[tuple[float, dict[str, Any]]]:
+        """(updated_at, job) for jobs written at or after ``since`` (what the tailer fans out)."""
+        with self._read.connect() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.updated_at >= since)).mappings().all()
+        return [(r["updated_at"], job_to_json(r)) for r in rows]
+
+    def active_batches(self) -> list[dict[str, Any]]:
+        stmt = (
+            select(jobs)
+            .where(jobs.c.kind == "test_batch", jobs.c.status.in_(ACTIVE))
+            .order_by(jobs.c.started_at)
+        )
+        with self._read.connect() as conn:
+            return [batch_to_json(r) for r in conn.execute(stmt).mappings().all()]
+
+    def ping(self) -> None:
+        with self._read.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def active_rows(self) -> list[dict[str, Any]]:
         with self._read.connect() as conn:
