@@ -155,3 +155,32 @@ def log_lines(manager: JobManager, job_id: str) -> list[str]:
             return lines
         lines += [e["data"]["line"] for e in page if e["type"] == "log"]
         after = page[-1]["seq"]
+
+
+def server_config(db_url: str) -> dict:
+    """jupyter_server config with the extension on a test database and a short stop ladder."""
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_jobctl": True},
+            # every route must carry its own auth decorator: test as the strict setting runs
+            "allow_unauthenticated_access": False,
+        },
+        "JobCtl": {
+            "db_url": db_url,
+            "interrupt_after": FAST_POLICY.interrupt_after,
+            "stop_grace": FAST_POLICY.stop_grace,
+            "kill_grace": FAST_POLICY.kill_grace,
+            "heartbeat_interval": FAST_POLICY.heartbeat_interval,
+        },
+    }
+
+
+@pytest.fixture
+def jp_server_config(sqlite_url: str) -> dict:
+    return server_config(sqlite_url)
+
+
+@pytest.fixture
+def server_manager(jp_serverapp) -> JobManager:
+    """The manager inside the pytest-jupyter server (to look at the database directly)."""
+    return jp_serverapp.web_app.settings["jobctl_manager"]

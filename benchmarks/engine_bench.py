@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -532,6 +533,8 @@ def stop_everything(bench: Bench) -> list[str]:
         except Conflict:
             pass
         active.append(job_id)
+    if active:
+        print(f"cleanup: stopping {len(active)} active job(s)", flush=True)
     leftovers = []
     for job_id in active:
         job, _ = bench.wait_status(job_id, TERMINAL, timeout=30.0)
@@ -818,18 +821,35 @@ def print_header(info: dict[str, Any], settings: Settings) -> None:
     )
 
 
+def exit_on_sigterm(signum: int, _frame: Any) -> None:
+    """A plain ``kill`` still runs main's ``finally``, so no job outlives the benchmark."""
+    raise SystemExit(128 + signum)
+
+
+def signal_notes() -> list[str]:
+    """Dispositions the engine's processes inherit from us that would skew the figures."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return [
+            "SIGINT is ignored in this process (e.g. started with '&' from a script); "
+            "supervisors and workers inherit that, so the SIGINT rung cannot stop a job"
+        ]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     tmpdir = None if args.db_url else tempfile.mkdtemp(prefix="jobctl-bench-")
     db_url = args.db_url or f"sqlite:///{tmpdir}/bench.db"
     settings = make_settings(args, db_url)
     info = machine()
     print_header(info, settings)
-    results = Results()
+    results = Results(notes=signal_notes())
+    for note in results.notes:
+        print(f"note: {note}")
     manager = JobManager(db_url, policy=POLICY)
     bench = Bench(manager, results)
     started = time.perf_counter()
-    clean = True
     try:
         print("\n== Per-iteration cost (measured first, while no job runs) ==", flush=True)
         run_per_iteration(bench, settings)

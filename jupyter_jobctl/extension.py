@@ -1,18 +1,22 @@
-"""The Jupyter server extension: configuration (``c.JobCtl.*``) and the manager's lifetime.
+"""The Jupyter server extension: configuration (``c.JobCtl.*``), routes, and lifetimes.
 
-On start it migrates the database and reconciles jobs (re-adopting those whose supervisor
-lives); on shutdown it stops watching. It never waits for or kills running jobs: they
-belong to their supervisors. The HTTP/WebSocket routes build on this (DESIGN §6).
+On start it migrates the database, reconciles jobs (re-adopting those whose supervisor
+lives, ending the others with a reason) and begins tailing events for the streams. On
+shutdown it stops tailing. It never waits for or kills running jobs: they belong to their
+supervisors and keep running while no server does.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Enum, Float, Integer, Unicode, default
 
+from .handlers import ROUTES, NotFoundHandler, url_pattern
 from .manager import JobManager, StopPolicy
+from .stream import WS_ROUTES, EventHub
 
 
 class JobCtl(ExtensionApp):
@@ -32,6 +36,24 @@ class JobCtl(ExtensionApp):
     retention_days = Integer(0, help="Delete finished jobs after this many days (0: keep).").tag(
         config=True
     )
+    executor = Enum(["local"], "local", help="Where jobs run: 'local' (per-job supervisors).").tag(
+        config=True
+    )
+    max_concurrent_replays = Integer(
+        8, help="Streams replaying a long backlog at once; others wait their turn."
+    ).tag(config=True)
+    stream_heartbeat = Float(
+        10.0, help="Seconds of silence before a stream sends a heartbeat."
+    ).tag(config=True)
+    send_timeout = Float(
+        10.0, help="A stream client that does not take a page in this long is closed (1013)."
+    ).tag(config=True)
+    db_threads = Integer(8, help="Threads for database work (kept off the event loop).").tag(
+        config=True
+    )
+    tail_interval = Float(0.025, help="Seconds between looks at the database for new events.").tag(
+        config=True
+    )
 
     @default("db_url")
     def _default_db_url(self) -> str:
@@ -47,7 +69,17 @@ class JobCtl(ExtensionApp):
             heartbeat_interval=self.heartbeat_interval,
         )
         self.manager = JobManager(self.db_url, policy=policy)
-        self.settings["jobctl_manager"] = self.manager
+        self.db_pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="jobctl-db")
+        settings: dict[str, Any] = {
+            "jobctl_manager": self.manager,
+            "jobctl_db_pool": self.db_pool,
+            "jobctl_max_replays": self.max_concurrent_replays,
+            "jobctl_heartbeat": self.stream_heartbeat,
+            "jobctl_send_timeout": self.send_timeout,
+        }
+        self.settings.update(settings)
+        self.hub = EventHub(self.manager, self.serverapp.web_app.settings, self.tail_interval)
+        self.settings["jobctl_hub"] = self.hub
         self.log.info("jobctl: job database %s", self.manager.db_url)
         # before the first request: re-adopt live jobs, end those whose processes are gone
         outcome = self.manager.reconcile()
@@ -58,8 +90,16 @@ class JobCtl(ExtensionApp):
             len(outcome["failed"]),
         )
 
+    def initialize_handlers(self) -> None:
+        for path, handler in ROUTES + WS_ROUTES:
+            self.handlers.append((url_pattern(path), handler))
+        self.handlers.append((r"jobctl/api/(?P<path>.*)", NotFoundHandler))
+
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self.manager.run_reconciler(retention_days=self.retention_days)
+        self.hub.ensure_started()
 
     async def stop_extension(self) -> None:
+        await self.hub.stop()
+        self.db_pool.shutdown(wait=False, cancel_futures=True)
         self.manager.close()
