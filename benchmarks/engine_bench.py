@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import math
 import os
@@ -287,10 +288,17 @@ class Bench:
         return job
 
 
+def all_events(manager: JobManager, job_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while page := manager.events(job_id, after=out[-1]["seq"] if out else 0, limit=1000):
+        out.extend(page)
+    return out
+
+
 def job_story(manager: JobManager, job_id: str, last: int = 14) -> list[str]:
     """The job's status changes, jobctl and stderr lines (the last ``last``), for anomalies."""
     lines = []
-    for event in manager.events(job_id, limit=1000):
+    for event in all_events(manager, job_id):
         data, ts = event["data"], event["ts"][11:23]
         if event["type"] == "status":
             lines.append(f"{ts} #{event['seq']} status {data.get('from')} -> {data.get('status')}")
@@ -463,43 +471,44 @@ def time_loop(fn: Callable[[], int], n: int) -> float:
     return (time.perf_counter_ns() - t0) / n
 
 
+def loop_variants(n: int, sink: Any, notes: list[str]) -> dict[str, Callable[[], int]]:
+    """The loops without a real job: bare, tqdm (if installed) and the stand-in."""
+    standin = jc.current()  # outside a worker and before attach: the do-nothing stand-in
+    variants: dict[str, Callable[[], int]] = {"bare": lambda: loop_bare(n)}
+    if importlib.util.find_spec("tqdm") is not None:
+        variants["tqdm"] = lambda: loop_tqdm(n, sink)
+    else:
+        notes.append("tqdm is not installed: the tqdm variant was skipped")
+    variants["standin"] = lambda: loop_job(standin, n)
+    return variants
+
+
 def run_per_iteration(bench: Bench, settings: Settings) -> None:
+    """Figure 4: ns per step, the variants interleaved (order rotated) ``repeats`` times."""
     n = settings.iterations
-    standin = jc.current()  # outside a worker, before attach: the do-nothing stand-in
     if jc.in_worker():
         bench.results.anomaly("per-iteration", "jc.in_worker() is True outside a worker")
-    job_row, _ = bench.m.create(
-        "training", {"target": "bench_jobs:cooperative"}, name="bench overhead"
-    )
-    bench.jobs.append(job_row["id"])
-    variants: dict[str, Callable[[], int]] = {"bare": lambda: loop_bare(n)}
-    sink = open(os.devnull, "w")
-    try:
-        import tqdm  # noqa: F401
-
-        variants["tqdm"] = lambda: loop_tqdm(n, sink)
-    except ImportError:
-        bench.results.notes.append("tqdm is not installed: the tqdm variant was skipped")
-    variants["standin"] = lambda: loop_job(standin, n)
-    try:
-        job = jc.attach(job_row["id"], 0, bench.m.db_url, {})
-        variants["jobctl"] = lambda: loop_job(job, n)
-        names = list(variants)
-        for rep in range(settings.repeats):
-            shift = rep % len(names)  # rotate the order so no variant always runs first
-            for name in names[shift:] + names[:shift]:
-                bench.results.per_iteration.setdefault(name, []).append(
-                    time_loop(variants[name], n)
-                )
-    finally:
-        jc.detach()
-        sink.close()
-    check_overhead_job(bench, job_row["id"], settings)
+    row, _ = bench.m.create("training", {"target": "bench_jobs:cooperative"}, name="bench overhead")
+    bench.jobs.append(row["id"])
+    with open(os.devnull, "w") as sink:
+        variants = loop_variants(n, sink, bench.results.notes)
+        try:
+            job = jc.attach(row["id"], 0, bench.m.db_url, {})  # pending job: attempt 0
+            variants["jobctl"] = lambda: loop_job(job, n)
+            names = list(variants)
+            for rep in range(settings.repeats):
+                shift = rep % len(names)
+                for name in names[shift:] + names[:shift]:
+                    sample = time_loop(variants[name], n)
+                    bench.results.per_iteration.setdefault(name, []).append(sample)
+        finally:
+            jc.detach()
+    check_overhead_job(bench, row["id"], settings)
 
 
 def check_overhead_job(bench: Bench, job_id: str, settings: Settings) -> None:
     """The attached job really reported (progress events landed), then cancel it."""
-    progress = [e for e in bench.m.events(job_id, limit=1000) if e["type"] == "progress"]
+    progress = [e for e in all_events(bench.m, job_id) if e["type"] == "progress"]
     if not progress:
         bench.results.anomaly(
             "per-iteration", f"per-iteration: attached job {job_id} wrote no progress event"
