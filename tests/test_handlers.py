@@ -214,7 +214,7 @@ async def test_start_pause_resume_conflicts(api) -> None:
     assert code == 200 and paused["status"] == "paused"
     code, resumed = await api("POST", "jobs", job["id"], "resume")
     assert code == 200 and resumed["status"] == "running"
-    code, stopping = await api("POST", "jobs", job["id"], "stop")
+    code, _ = await api("POST", "jobs", job["id"], "stop")
     code2, again = await api("POST", "jobs", job["id"], "stop")
     assert (code, code2) == (202, 202) and again["status"] in ("stopping", "cancelled")
     await _wait_api(api, job["id"], *TERMINAL)
@@ -320,7 +320,7 @@ async def test_event_loop_is_not_blocked(api, server_manager) -> None:
     samples = []
     while not task.done():
         t = time.perf_counter()
-        code, _ = await api("GET", "health")
+        _, _ = await api("GET", "health")
         samples.append(time.perf_counter() - t)
         await asyncio.sleep(0.005)
     await task
