@@ -184,3 +184,118 @@ def jp_server_config(sqlite_url: str) -> dict:
 def server_manager(jp_serverapp) -> JobManager:
     """The manager inside the pytest-jupyter server (to look at the database directly)."""
     return jp_serverapp.web_app.settings["jobctl_manager"]
+
+
+class RealServer:
+    """A `jupyter server` subprocess with the extension (for restart and fuzz tests)."""
+
+    def __init__(self, root: Path, db_url: str, port: int | None = None) -> None:
+        import secrets
+        import sys
+
+        self.root, self.db_url = root, db_url
+        self.port = port or _free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(root / "config"),
+            "JUPYTER_DATA_DIR": str(root / "data"),
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.jpserver_extensions={'jupyter_jobctl': True}",
+            f"--JobCtl.db_url={db_url}",
+            f"--JobCtl.interrupt_after={FAST_POLICY.interrupt_after}",
+            f"--JobCtl.stop_grace={FAST_POLICY.stop_grace}",
+            f"--JobCtl.kill_grace={FAST_POLICY.kill_grace}",
+            f"--JobCtl.heartbeat_interval={FAST_POLICY.heartbeat_interval}",
+        ]
+        if os.geteuid() == 0:
+            argv.append("--allow-root")
+        self.log = open(root / f"server-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=self.log, stderr=self.log, start_new_session=True
+        )
+        wait_for(self._healthy, 60, "the Jupyter server to answer /health")
+
+    def _healthy(self) -> bool:
+        import urllib.request
+
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"server exited: {(self.root / f'server-{self.port}.log').read_text()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{self.url}/jobctl/api/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.url}/jobctl/api{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                text = r.read()
+                return r.status, (json.loads(text) if text else None)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def kill(self) -> None:
+        """kill -9 the whole server (its process group); jobs live in their own sessions."""
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture
+def real_server(tmp_path: Path) -> Iterator[Callable[..., RealServer]]:
+    servers: list[RealServer] = []
+    db_url = f"sqlite:///{tmp_path / 'jobctl.db'}"
+
+    def start(**kwargs) -> RealServer:
+        server = RealServer(tmp_path, kwargs.pop("db_url", db_url), **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
+    m = JobManager(db_url, policy=FAST_POLICY)
+    try:
+        for row in m.store.active_rows():
+            try:
+                m.stop(row["id"])
+            except Exception:
+                pass
+        deadline = time.monotonic() + 10
+        while m.store.active_rows() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for job in m.list(limit=1000)[0]:
+            kill_job_processes(job["id"])
+    finally:
+        m.close()

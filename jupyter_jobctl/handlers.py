@@ -22,6 +22,7 @@ from .errors import Conflict, JobctlError, JobNotFound, SpecError, StorageError
 
 AUTH_RESOURCE = "jobctl"
 MAX_BODY = 1024 * 1024
+MAX_INT = 2**53  # the largest integer every JSON client (JavaScript) holds exactly
 T = TypeVar("T")
 
 ERROR_STATUS: list[tuple[type[JobctlError], int]] = [
@@ -42,6 +43,15 @@ async def run_in_db_pool(
     """Database work runs in the extension's thread pool so the event loop stays free."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(settings["jobctl_db_pool"], partial(fn, *args, **kw))
+
+
+def allowed_methods(handler: type) -> list[str]:
+    """The HTTP methods a handler class really implements (not tornado's 405 defaults)."""
+    return [
+        m
+        for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if getattr(handler, m.lower()) is not getattr(web.RequestHandler, m.lower())
+    ]
 
 
 class ErrorMixin:
@@ -67,6 +77,8 @@ class ErrorMixin:
         else:
             body = {"error": handler._reason}
         handler.set_status(status_code)
+        if status_code == 405:  # RFC 9110: say which methods the route has
+            handler.set_header("Allow", ", ".join(allowed_methods(type(handler))))
         handler.set_header("Content-Type", "application/json; charset=UTF-8")
         handler.finish(json.dumps(body))
 
@@ -101,7 +113,7 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
             raise SpecError("body", f"The request body is not valid JSON ({exc}).") from None
         return openapi.validate_body(schema, body)
 
-    def int_arg(self, name: str, default: int, low: int, high: int | None = None) -> int:
+    def int_arg(self, name: str, default: int, low: int, high: int = MAX_INT) -> int:
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
@@ -109,9 +121,8 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
             value = int(raw)
         except ValueError:
             value = low - 1
-        if value < low or (high is not None and value > high):
-            upper = f" to {high}" if high is not None else " or more"
-            raise SpecError(name, f"{name} must be an integer from {low}{upper}.")
+        if not low <= value <= high:
+            raise SpecError(name, f"{name} must be an integer from {low} to {high}.")
         return value
 
     def send(self, obj: Any, status: int = 200) -> None:

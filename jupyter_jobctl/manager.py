@@ -148,11 +148,15 @@ class JobManager:
     def events(
         self, job_id: str, after: int = 0, limit: int = 500, type_: str | None = None
     ) -> list[dict[str, Any]]:
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise SpecError("after", "after must be a non-negative integer.")
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 2**53:
+            raise SpecError("after", "after must be an integer from 0 to 2**53.")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise SpecError("limit", "limit must be an integer from 1 to 1000.")
         return self.store.events_after(job_id, after, limit, type_)
+
+    def events_raw(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, float, str]]:
+        """Events as stored (data is JSON text), for the streams."""
+        return self.store.events_raw(job_id, after, limit)
 
     def results(
         self, job_id: str, outcome: str | None = None, after: int = 0, limit: int = 500

@@ -449,6 +449,23 @@ class Store:
                 raise JobNotFound(job_id)
         return [event_to_json(r) for r in rows]
 
+    def events_raw(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, float, str]]:
+        """(seq, type, ts, data as stored JSON text): streams splice the text, never re-encode."""
+        stmt = (
+            select(events.c.seq, events.c.type, events.c.ts, events.c.data)
+            .where(events.c.job_id == job_id, events.c.seq > after)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        with self._read.connect() as conn:
+            rows = conn.execute(stmt).all()
+            if (
+                not rows
+                and conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None
+            ):
+                raise JobNotFound(job_id)
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     def count_events(self, job_id: str) -> int:
         with self._read.connect() as conn:
             return int(

@@ -55,11 +55,12 @@ def crash(config: dict) -> None:
 
 
 def chatty(config: dict) -> None:
-    """Writes many events fast (concurrency tests)."""
+    """Writes many events fast, for ``seconds`` or until ``count`` lines (stream tests)."""
     job = jc.current()
     deadline = time.monotonic() + config.get("seconds", 10)
+    count = config.get("count", 10**12)
     i = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and i < count:
         job.log(f"line {i}")
         job.metric(step=i, value=i)
         i += 1
