@@ -149,8 +149,17 @@ def become_subreaper() -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def _die_with_parent() -> None:
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _reset_signals() -> None:
+    # a server started in the background (`cmd &`) ignores SIGINT, and children inherit
+    # that: without this the SIGINT rung of the stop ladder would silently do nothing
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _child_setup(die_with_parent: bool) -> None:
+    _reset_signals()
+    if die_with_parent:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def spawn(
@@ -174,7 +183,7 @@ def spawn(
         stderr=stderr,
         start_new_session=new_session,
         process_group=0 if new_group else None,
-        preexec_fn=_die_with_parent if die_with_parent else None,
+        preexec_fn=lambda: _child_setup(die_with_parent),
         close_fds=True,
     )
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 FLUSH_INTERVAL = 0.05
+POLL_INTERVAL = 0.025  # stop/pause flag: half the flush period, for quick cooperative stops
 PROGRESS_INTERVAL = 0.2  # at most this often a progress event per loop
 MAX_BATCH = 2000
 
@@ -202,14 +203,18 @@ class Job:
     # ---------------------------------------------------------------- background thread
 
     def _run(self) -> None:
-        while not self._closed.wait(FLUSH_INTERVAL):
+        next_flush = 0.0
+        while not self._closed.wait(POLL_INTERVAL):
             try:
                 ctl = self._store.control(self.id)
                 if ctl is None or ctl[1] != self.attempt:
                     self._apply_status("cancelled", time.time())
                 else:
                     self._apply_status(ctl[0], ctl[2])
-                self.flush()
+                now = time.monotonic()
+                if now >= next_flush or self._flag:
+                    self.flush()
+                    next_flush = now + FLUSH_INTERVAL
             except Exception as exc:  # keep reporting through transient DB errors; retry next tick
                 print(f"[jobctl] reporter error: {exc}", file=sys.__stderr__)
 

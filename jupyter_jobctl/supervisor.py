@@ -27,7 +27,7 @@ from .processes import Identity
 
 LAUNCH_ENV = "JOBCTL_LAUNCH"  # kind + spec, so the worker starts before the store is imported
 MAX_LAUNCH = 100_000
-TICK = 0.05
+TICK = 0.025  # how often the job row is read for stop/pause
 FLUSH_EVERY = 0.05
 
 
@@ -87,6 +87,7 @@ class Supervisor:
             self.worker_id.send(sig)
         where = "process group" if group else "worker"
         self.jobctl_log(f"[STOP] signal {name} to {where} ({label})")
+        self.flush()  # now, so the line is numbered before anything the signal causes
 
     # ------------------------------------------------------------ main
 

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import runpy
+import signal
 import sys
 import traceback
 from typing import Any
@@ -64,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(result, int) and not isinstance(result, bool):
                 code = result
     except Cancelled as exc:
+        _unwinding()
         job.log(f"[CANCELLATION] stopped at checkpoint {exc}", stream="jobctl")
         code = EXIT_CANCELLED
     except KeyboardInterrupt:
+        _unwinding()
         if job.should_stop() or _stop_pending(store, job_id):
             job.log("[CANCELLATION] interrupted by SIGINT", stream="jobctl")
         else:
@@ -83,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         runtime.detach()
         store.close()
     return code
+
+
+def _unwinding() -> None:
+    """The stop was accepted: a late SIGINT rung must not cut the clean-up short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _stop_pending(store: Any, job_id: str) -> bool:
