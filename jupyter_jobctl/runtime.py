@@ -110,13 +110,17 @@ class Job:
         with self._latest_lock:
             self._latest.setdefault("metrics", {}).update(values)
 
-    def set_progress(self, done: float, total: float | None = None, unit: str = "it") -> None:
+    def set_progress(
+        self, done: float, total: float | None = None, unit: str = "it", checkpoint: bool = True
+    ) -> None:
+        """Report progress by hand (``progress()`` does it for loops); checkpoints by default."""
         prog = getattr(self, "_manual", None)
         if prog is None or prog.unit != unit or prog.total != total:
             prog = self._manual = _Progress(total, unit, done)
         prog.done = done
         self._report_progress(prog)
-        self.checkpoint()
+        if checkpoint:
+            self.checkpoint()
 
     def _report_progress(self, prog: _Progress) -> None:
         data = prog.sample()
@@ -268,7 +272,9 @@ class _StandIn:
     def metric(self, step: int | None = None, **values: Any) -> None:
         pass
 
-    def set_progress(self, done: float, total: float | None = None, unit: str = "it") -> None:
+    def set_progress(
+        self, done: float, total: float | None = None, unit: str = "it", checkpoint: bool = True
+    ) -> None:
         pass
 
     def event(self, type_: str, data: dict[str, Any], **latest: Any) -> None:

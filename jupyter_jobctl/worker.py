@@ -37,10 +37,22 @@ def _call_target(target: str, config: dict[str, Any]) -> Any:
     return func(config) if wants_config else func()
 
 
-def _run_pytest(args: list[str]) -> int:
+def _run_pytest(job_id: str, attempt: int, store: Any, args: list[str]) -> int:
+    """Run pytest with the jobctl plugin; a run that finished (even with failures) is 0."""
     import pytest
 
-    return int(pytest.main(list(args)))
+    from . import pytest_plugin
+
+    code = int(pytest.main([*args, "-p", "jupyter_jobctl.pytest_plugin"]))
+    pytest_plugin.ensure_summary(code)
+    if code in (0, 1):
+        return 0  # the batch completed; failures are in its results and counts
+    store.set_reason(
+        job_id,
+        attempt,
+        f"pytest exit code {code}: {pytest_plugin.EXIT_MEANING.get(code, 'failed')}.",
+    )
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if store.mark_running(job_id, attempt) != "running":
             raise Cancelled("start")
         if row["kind"] == "test_batch":
-            code = _run_pytest(spec.get("args", []))
+            code = _run_pytest(job_id, attempt, store, spec.get("args", []))
         else:
             result = _call_target(spec["target"], spec.get("config", {}))
             if isinstance(result, int) and not isinstance(result, bool):

@@ -1,0 +1,212 @@
+"""pytest plugin for ``test_batch`` jobs: one event per test, as it finishes.
+
+Loaded into the worker's pytest with ``-p jupyter_jobctl.pytest_plugin`` (never registered
+globally). It reports through the job runtime:
+
+- ``collection`` ``{"total"}`` once the test count is known (collection errors are results);
+- ``result`` ``{"nodeid", "outcome", "duration", "message"?, "output"?}`` per test, never per
+  phase: setup, call and teardown are folded into one outcome
+  (``passed|failed|skipped|error|xfailed|xpassed``);
+- ``summary`` ``{"counts", "exit_code"}`` at the end;
+
+plus progress (done/total, rate, ETA) and the counts on the job row. A stop request ends the
+run between tests; the results so far are kept. With pytest-xdist, results arrive through
+the controller; the plugin stays quiet on xdist workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from . import runtime as jc
+
+MAX_MESSAGE = 2000
+MAX_OUTPUT = 4096
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+EXIT_MEANING = {
+    0: "all tests passed",
+    1: "some tests failed",
+    2: "the run was interrupted (collection errors, or a stop)",
+    3: "pytest hit an internal error",
+    4: "pytest was called wrongly (usage error)",
+    5: "no tests were collected",
+}
+
+
+def _trim(text: str, cap: int) -> str:
+    return text if len(text) <= cap else text[: cap - 20] + f"\n… ({len(text) - cap} more)"
+
+
+def _message(report: Any) -> str | None:
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return _trim(str(crash.message), MAX_MESSAGE)
+    if report.longrepr is None:
+        return None
+    if isinstance(report.longrepr, tuple):  # skips: (path, line, reason)
+        return _trim(str(report.longrepr[-1]), MAX_MESSAGE)
+    text = str(getattr(report, "longreprtext", "") or report.longrepr)
+    return _trim(text.strip().splitlines()[-1] if text.strip() else text, MAX_MESSAGE)
+
+
+class _Test:
+    """The phases of one test folded into a single outcome."""
+
+    __slots__ = ("duration", "message", "outcome", "output")
+
+    def __init__(self) -> None:
+        self.outcome: str | None = None
+        self.duration = 0.0
+        self.message: str | None = None
+        self.output = ""
+
+    def add(self, report: Any) -> None:
+        self.duration += getattr(report, "duration", 0.0) or 0.0
+        captured = (getattr(report, "capstdout", "") or "") + (
+            getattr(report, "capstderr", "") or ""
+        )
+        if captured:
+            self.output = captured
+        xfail = hasattr(report, "wasxfail")
+        if report.when == "call":
+            if xfail:
+                self.outcome = "xfailed" if report.skipped else "xpassed"
+            else:
+                self.outcome = report.outcome
+            if report.outcome != "passed" or xfail:
+                self.message = _message(report) or (report.wasxfail if xfail else None)
+        elif report.failed:  # setup or teardown failed: an error, whatever the call did
+            if self.outcome != "failed":
+                self.outcome = "error"
+                self.message = _message(report)
+        elif report.skipped and self.outcome is None:  # skipped (or xfail) in setup
+            self.outcome = "xfailed" if xfail else "skipped"
+            self.message = _message(report)
+
+    def data(self, nodeid: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "nodeid": nodeid,
+            "outcome": self.outcome or "passed",
+            "duration": round(self.duration, 6),
+        }
+        if self.message:
+            out["message"] = self.message
+        if self.output and out["outcome"] in ("failed", "error"):
+            out["output"] = _trim(self.output, MAX_OUTPUT)
+        return out
+
+
+class JobctlReporter:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.job = jc.current()
+        self.total = 0
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.tests: dict[str, _Test] = {}
+        self.summarised = False
+
+    # ---- counting
+
+    def _row_counts(self) -> dict[str, int]:
+        c = self.counts
+        return {
+            "count_total": max(self.total, sum(c.values())),
+            "count_completed": sum(c.values()),
+            "count_passed": c["passed"] + c["xpassed"],
+            "count_failed": c["failed"] + c["error"],
+            "count_skipped": c["skipped"] + c["xfailed"],
+        }
+
+    def _record(self, data: dict[str, Any]) -> None:
+        self.counts[data["outcome"]] += 1
+        self.job.event("result", data, **self._row_counts())
+        done = sum(self.counts.values())
+        self.job.set_progress(done, max(self.total, done), unit="test", checkpoint=False)
+
+    # ---- hooks
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._record(
+                {
+                    "nodeid": report.nodeid or ".",
+                    "outcome": "error",
+                    "duration": 0.0,
+                    "message": _message(report) or "collection failed",
+                }
+            )
+
+    def _collected(self, total: int) -> None:
+        self.total = total + self.counts["error"]
+        self.job.event("collection", {"total": self.total}, **self._row_counts())
+        self.job.set_progress(sum(self.counts.values()), self.total, unit="test", checkpoint=False)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not self.config.pluginmanager.has_plugin("dsession"):  # xdist reports below
+            self._collected(len(session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.total:  # every xdist worker collects the same ids
+            self._collected(len(ids))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        test = self.tests.setdefault(report.nodeid, _Test())
+        test.add(report)
+        if report.when == "teardown":
+            del self.tests[report.nodeid]
+            self._record(test.data(report.nodeid))
+            dsession = self.config.pluginmanager.getplugin("dsession")
+            if dsession is not None and self.job.should_stop():
+                dsession.shouldstop = "jobctl: stop requested"  # xdist's controller stops workers
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        # cooperative stop between tests: pytest finishes this test and ends the session
+        if self.job.should_stop():
+            item.session.shouldstop = "jobctl: stop requested"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.summarise(int(exitstatus))
+
+    def summarise(self, exit_code: int) -> None:
+        if self.summarised:
+            return
+        self.summarised = True
+        data: dict[str, Any] = {"counts": dict(self.counts), "exit_code": exit_code}
+        if exit_code not in (0, 1):
+            data["error"] = EXIT_MEANING.get(exit_code, f"pytest exited with code {exit_code}")
+        self.job.event("summary", data, **self._row_counts())
+        self.job.flush()
+
+
+_reporter: JobctlReporter | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _reporter
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller reports
+        return
+    _reporter = JobctlReporter(config)
+    config.pluginmanager.register(_reporter, "jobctl-reporter")
+
+
+def ensure_summary(exit_code: int) -> None:
+    """Called by the worker after pytest returns: a usage error ends before sessionfinish."""
+    if _reporter is not None:
+        _reporter.summarise(exit_code)
+    else:
+        job = jc.current()
+        job.event(
+            "summary",
+            {
+                "counts": dict.fromkeys(OUTCOMES, 0),
+                "exit_code": exit_code,
+                "error": EXIT_MEANING.get(exit_code, "pytest failed to start"),
+            },
+        )

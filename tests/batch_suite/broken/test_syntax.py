@@ -1,0 +1,2 @@
+def test_this_file_does_not_parse(:
+    pass
