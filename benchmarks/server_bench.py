@@ -205,8 +205,9 @@ def http_json(
 class Server:
     """A ``jupyter server`` subprocess with the extension, in its own process group."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_args: Sequence[str] = ()) -> None:
         self.root = root
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.db_url = f"sqlite:///{root}/jobctl.db"
@@ -232,7 +233,7 @@ class Server:
             f"--ServerApp.root_dir={self.root}",
             "--ServerApp.jpserver_extensions={'jupyter_jobctl': True}",
             f"--JobCtl.db_url={self.db_url}", "--JobCtl.interrupt_after=0.5",
-            "--JobCtl.stop_grace=3", "--JobCtl.kill_grace=2",
+            "--JobCtl.stop_grace=3", "--JobCtl.kill_grace=2", *self.extra_args,
         ]  # fmt: skip
 
     def start(self, timeout: float = 60.0) -> float:
@@ -923,7 +924,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def print_header(info: dict[str, Any], sizes: Sizes, smoke: bool) -> None:
+def print_header(info: dict[str, Any], sizes: Sizes, smoke: bool, extra: list[str]) -> None:
     print(f"jupyter_jobctl server benchmark ({'smoke' if smoke else 'full'} size)")
     print(
         f"machine: {info['cpu_count']} CPUs (affinity {info['cpu_affinity']}) {info['cpu_model']}, "
@@ -934,6 +935,8 @@ def print_header(info: dict[str, Any], sizes: Sizes, smoke: bool) -> None:
         f"{info['jupyter_server']}, {info['platform']}"
     )
     print(f"sizes:   {asdict(sizes)}")
+    if extra:
+        print(f"server:  extra options {extra}")
     print(
         "setup:   real `jupyter server` subprocess, SQLite in a temp dir, 127.0.0.1; HTTP via "
         "tornado's simple client (new TCP connection per request);\n"
@@ -1022,6 +1025,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only", default="", help="comma-separated figures to run: stop,latency,replay,list"
     )
+    p.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra jupyter server option, e.g. --server-arg=--JobCtl.tail_interval=0.1",
+    )
     for name, value in asdict(Sizes()).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None)
     return p.parse_args(argv)
@@ -1049,19 +1059,29 @@ def finish_server(server: Server, report: Report) -> None:
     report.server_log = samples
 
 
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the clean-up in main()'s finally
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     sizes = sizes_from(args)
     info = machine()
-    print_header(info, sizes, args.smoke)
+    print_header(info, sizes, args.smoke, args.server_arg)
     root = Path(tempfile.mkdtemp(prefix="jobctl-server-bench-"))
-    server = Server(root)
+    server = Server(root, args.server_arg)
     report = Report()
     t0 = time.perf_counter()
+    interrupted = False
     try:
         report.check("server_start_s", round(server.start(), 2))
         only = {s for s in args.only.split(",") if s}
         asyncio.run(run_figures(server, sizes, report, only))
+    except (KeyboardInterrupt, SystemExit) as exc:
+        interrupted = True
+        report.problem(f"interrupted ({type(exc).__name__}): the figures are incomplete")
     except Exception as exc:
         report.problem(f"{type(exc).__name__}: {exc}")
     finally:
@@ -1075,7 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(report)
     if args.json:
         write_json(args.json, info, sizes, report)
-    return 1 if report.problems else 0
+    return 130 if interrupted else 1 if report.problems else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import Conflict, SpecError
@@ -36,6 +37,18 @@ class StopPolicy:
     stop_grace: float = 3.0
     kill_grace: float = 2.0
     heartbeat_interval: float = 1.0
+
+
+def _without_paths(args: list[str], cwd: str | None) -> list[str]:
+    """pytest args minus the test paths, so options (-k, -n, --nbval-lax …) carry over."""
+    base = Path(cwd) if cwd else Path.cwd()
+    kept = []
+    for arg in args:
+        target = arg.split("::", 1)[0]
+        if not arg.startswith("-") and target and (base / target).exists():
+            continue
+        kept.append(arg)
+    return kept
 
 
 def _parse_status_filter(status: str | list[str] | None) -> list[str] | None:
@@ -198,7 +211,9 @@ class JobManager:
                     page, nxt = self.results(job_id, bad, nxt, 1000)
             if not nodeids:
                 raise Conflict(f"Job {job_id} has no failed tests to rerun.", row["status"])
-            spec["args"] = sorted(set(nodeids), key=nodeids.index)
+            spec["args"] = _without_paths(spec.get("args", []), spec.get("cwd")) + sorted(
+                set(nodeids), key=nodeids.index
+            )
         name = row["name"] if only is None else f"{row['name']} (failed only)"
         job, _ = self.create(row["kind"], spec, name, start=True)
         return job

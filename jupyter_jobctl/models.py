@@ -7,7 +7,6 @@ cheap deadline arithmetic) and rendered as ISO 8601 UTC in JSON.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from .timestamps import iso
 
 metadata = MetaData()
 
@@ -96,16 +97,6 @@ meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return (
-        datetime.fromtimestamp(ts, timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def _redacted(spec: dict[str, Any]) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from tornado import web, websocket
 
 from .errors import JobNotFound, SpecError
 from .handlers import AUTH_RESOURCE, MAX_INT, ErrorMixin, run_in_db_pool
-from .models import iso
 from .states import TERMINAL
+from .timestamps import iso
 
 PAGE = 500
 HEARTBEAT = 10.0  # seconds of silence before a heartbeat frame

@@ -268,8 +268,8 @@ class Supervisor:
         elif code == 0:
             self.store.finish(self.job_id, self.attempt, "completed", exit_code=0)
         else:
-            detail = row["reason"]
-            reason = f"Worker {how}." + (f" {detail}" if detail else "")
+            detail = row["reason"]  # what the worker said went wrong, if it could
+            reason = f"{detail.rstrip('.')} (worker {how})." if detail else f"Worker {how}."
             self.store.finish(
                 self.job_id,
                 self.attempt,
