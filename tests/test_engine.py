@@ -367,3 +367,17 @@ def test_sigint_rung_works_when_the_launcher_ignores_sigint(manager: JobManager,
     assert done["status"] == "cancelled"
     assert "[CANCELLATION] interrupted by SIGINT" in log_lines(manager, job_id)
     assert done.get("signal") is None  # not escalated to SIGTERM/SIGKILL
+
+
+def test_script_target_with_config_cwd_and_env(manager: JobManager, tmp_path: Path) -> None:
+    spec = {
+        "target": str(TESTS_DIR / "script_job.py"),
+        "config": {"greeting": "hello"},
+        "cwd": str(tmp_path),
+        "env": {"JOB_FLAVOUR": "vanilla"},
+    }
+    job, _ = manager.create("training", spec, start=True)
+    done = wait_terminal(manager, job["id"])
+    assert done["status"] == "completed", done
+    assert f"script says hello from {tmp_path} with vanilla" in log_lines(manager, job["id"])
+    assert done["progress"]["done"] == 3 and done["spec"]["env"] == {"JOB_FLAVOUR": "***"}
