@@ -22,6 +22,9 @@ from jupyter_jobctl.states import TERMINAL
 # pytest-jupyter has no entry point; it must be declared in the root conftest
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+# the suite that test batches run: collected only by jobctl workers, never by this run
+collect_ignore = ["tests/batch_suite"]
+
 TESTS_DIR = Path(__file__).parent / "tests"
 # short ladder so every stop path finishes in about a second
 FAST_POLICY = StopPolicy(
