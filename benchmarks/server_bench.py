@@ -5,6 +5,12 @@ Run from the repository root:
     .venv/bin/python benchmarks/server_bench.py                # full size (several minutes)
     .venv/bin/python benchmarks/server_bench.py --smoke        # tiny sizes, < 60 s
     .venv/bin/python benchmarks/server_bench.py --json /tmp/server_bench.json [--keep]
+    .venv/bin/python benchmarks/server_bench.py --only replay,list --list-jobs 2000 \
+        --server-arg=--JobCtl.max_concurrent_replays=16     # one size or server option changed
+
+Every size has its own option (``--stop-jobs``, ``--replay-clients``, ...; see ``--help``).
+Exit status: 0 when nothing looked wrong, 1 when something did (listed under "problems"),
+130 when interrupted (clean-up still runs). Job targets live in ``server_jobs.py``.
 
 It starts ``python -m jupyter_server`` with the extension on a free port of 127.0.0.1, in a
 fresh temporary directory (SQLite database, runtime/data/config dirs), and measures:
@@ -70,6 +76,8 @@ TICK_RE = re.compile(r"^tick \d+ t=(\d+\.\d+)$")
 
 @dataclass
 class Sizes:
+    """How big each figure is (the defaults are the full run; SMOKE is the --smoke run)."""
+
     stop_jobs: int = 30
     tick_seconds: float = 10.0
     tick_rate: float = 20.0
@@ -185,7 +193,11 @@ def free_port() -> int:
 
 
 def http_json(
-    method: str, url: str, headers: dict[str, str] | None = None, body: Any = None, timeout=30.0
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    timeout: float = 30.0,
 ) -> tuple[int, Any]:
     """Blocking JSON request (startup and clean-up, which must work without an event loop)."""
     data = None if body is None else json.dumps(body).encode()
