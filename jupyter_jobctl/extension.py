@@ -70,9 +70,11 @@ class JobCtl(ExtensionApp):
         )
         self.manager = JobManager(self.db_url, policy=policy)
         self.db_pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="jobctl-db")
+        self.health_pool = ThreadPoolExecutor(1, thread_name_prefix="jobctl-health")
         settings: dict[str, Any] = {
             "jobctl_manager": self.manager,
             "jobctl_db_pool": self.db_pool,
+            "jobctl_health_pool": self.health_pool,
             "jobctl_max_replays": self.max_concurrent_replays,
             "jobctl_heartbeat": self.stream_heartbeat,
             "jobctl_send_timeout": self.send_timeout,
@@ -102,4 +104,5 @@ class JobCtl(ExtensionApp):
     async def stop_extension(self) -> None:
         await self.hub.stop()
         self.db_pool.shutdown(wait=False, cancel_futures=True)
+        self.health_pool.shutdown(wait=False, cancel_futures=True)
         self.manager.close()

@@ -38,11 +38,15 @@ class PayloadTooLarge(JobctlError):
 
 
 async def run_in_db_pool(
-    settings: dict[str, Any], fn: Callable[..., T], *args: Any, **kw: Any
+    settings: dict[str, Any],
+    fn: Callable[..., T],
+    *args: Any,
+    pool: str = "jobctl_db_pool",
+    **kw: Any,
 ) -> T:
     """Database work runs in the extension's thread pool so the event loop stays free."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(settings["jobctl_db_pool"], partial(fn, *args, **kw))
+    return await loop.run_in_executor(settings[pool], partial(fn, *args, **kw))
 
 
 def allowed_methods(handler: type) -> list[str]:
@@ -137,7 +141,9 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
 class HealthHandler(JobctlHandler):
     @allow_unauthenticated
     async def get(self) -> None:
-        self.send(await self.call(self.manager.health))
+        # its own thread: a health probe must not queue behind big lists and replays
+        health = await run_in_db_pool(self.settings, self.manager.health, pool="jobctl_health_pool")
+        self.send(health)
 
 
 class OpenAPIHandler(JobctlHandler):

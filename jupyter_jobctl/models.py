@@ -79,6 +79,7 @@ jobs = Table(
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_created", "created_at", "id"),
     Index("ix_jobs_updated", "updated_at"),
+    Index("ix_jobs_status_created", "status", "created_at", "id"),
 )
 
 events = Table(

@@ -12,10 +12,11 @@ import binascii
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,9 @@ class Store:
             self._write = create_engine(self.url, pool_size=4, max_overflow=8, pool_pre_ping=True)
             self._read = self._write
         self.host = socket.gethostname()
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -231,7 +235,9 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self._write.begin() as conn:
+        # SQLite has one writer and its busy handler retries by sleeping, unfairly: threads of
+        # this process queue on a lock instead, so concurrent requests get no long tail
+        with self._write_lock, self._write.begin() as conn:
             yield conn
 
     def _lock(self, conn: Connection, job_id: str) -> Any:

@@ -28,7 +28,8 @@ from .handlers import AUTH_RESOURCE, MAX_INT, ErrorMixin, run_in_db_pool
 from .states import TERMINAL
 from .timestamps import iso
 
-PAGE = 500
+PAGE = 500  # events read from the database at once
+SLICE = 100  # events written between two yields to the event loop
 HEARTBEAT = 10.0  # seconds of silence before a heartbeat frame
 FALLBACK_POLL = 1.0  # a job socket re-reads the log this often even without a wake-up
 SEND_TIMEOUT = 10.0  # a client that does not take a page in this long is closed (1013)
@@ -220,13 +221,17 @@ class JobStreamHandler(_StreamBase):
             if not page:
                 return last
             # the stored data is already JSON: splice it in rather than decode and re-encode
-            for seq, type_, ts, data in page[:-1]:
-                self.write_message(
-                    f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'
-                )
-            seq, type_, ts, data = page[-1]
-            frame = f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'
-            await self.send_text(frame)  # flow control once per page
+            for start in range(0, len(page), SLICE):
+                if start:
+                    await asyncio.sleep(0)  # short slices: /health and other sockets go between
+                chunk = page[start : start + SLICE]
+                for seq, type_, ts, data in chunk[:-1]:
+                    self.write_message(
+                        f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'
+                    )
+                seq, type_, ts, data = chunk[-1]
+                frame = f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'
+                await self.send_text(frame)  # flow control once per slice
             last = seq
             if len(page) < PAGE:
                 return last

@@ -243,8 +243,9 @@ def test_manager_recreated_readopts_and_stops(make_manager, db_url: str) -> None
     first = make_manager()
     job, _ = first.create("training", training("cooperative"), start=True)
     wait_status(first, job["id"], "running")
+    # the worker may report before its supervisor has recorded itself: wait for both
+    wait_for(lambda: first.store.get_row(job["id"])["supervisor_pid"], what="supervisor pid")
     first.close()
-    del first
 
     second = make_manager()
     assert job["id"] in second.reconcile()["adopted"]

@@ -274,7 +274,7 @@ async def test_results_batches_and_rerun(api, server_manager) -> None:
     assert code == 200 and batches == []
     await api("POST", "jobs", job["id"], "stop")
     code, rerun = await api("POST", "jobs", job["id"], "rerun", body={"only": "failed"})
-    assert code == 201 and rerun["spec"]["args"] == ["t.py::b", "t.py::c"]
+    assert code == 201 and rerun["spec"]["args"] == ["-q", "t.py::b", "t.py::c"]  # options kept
     assert rerun["status"] == "initializing"
     code, batches = await api("GET", "batches", "active")
     assert code == 200 and [b["batch_id"] for b in batches] == [rerun["id"]]
