@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_bench import Server, percentile  # noqa: E402  (the same server harness)
-from tornado.httpclient import HTTPRequest  # noqa: E402
-from tornado.websocket import websocket_connect  # noqa: E402
+from server_bench import Server, percentile
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
-from jupyter_jobctl.manager import JobManager  # noqa: E402
+from jupyter_jobctl.manager import JobManager
 
 TERMINAL = {"completed", "failed", "cancelled", "lost"}
 
