@@ -26,6 +26,15 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 collect_ignore = ["tests/batch_suite"]
 
 TESTS_DIR = Path(__file__).parent / "tests"
+# the seed scenario's config for the demo trainer (DESIGN §2)
+SEED = {
+    "mode": "smoke_test",
+    "epochs": 5,
+    "batch_size": 2,
+    "learning_rate": 0.001,
+    "optimizer": "adam",
+}
+DEMO_TARGET = "jupyter_jobctl.examples.train:main"
 # short ladder so every stop path finishes in about a second
 FAST_POLICY = StopPolicy(
     interrupt_after=0.3, stop_grace=1.0, kill_grace=0.7, heartbeat_interval=0.3
@@ -117,20 +126,38 @@ def make_manager(db_url: str) -> Iterator[Callable[..., JobManager]]:
 
     yield make
     if made:
-        m = made[-1]
-        for row in m.store.active_rows():
-            try:
-                m.stop(row["id"])
-            except Exception:
-                pass
-        deadline = time.monotonic() + 10
-        while m.store.active_rows() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        jobs, _ = m.list(limit=1000)
-        for job in jobs:
-            kill_job_processes(job["id"])
+        end_all_jobs(made[-1])
     for m in made:
         m.close()
+
+
+def end_all_jobs(m: JobManager) -> None:
+    """Teardown: stop every active job, wait for the ends, kill anything left behind."""
+    for row in m.store.active_rows():
+        try:
+            m.stop(row["id"])
+        except Exception:
+            pass
+    deadline = time.monotonic() + 10
+    while m.store.active_rows() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cursor = None
+    while True:
+        jobs, cursor = m.list(limit=1000, cursor=cursor)
+        for job in jobs:
+            kill_job_processes(job["id"])
+        if cursor is None:
+            return
+
+
+def forge_row(m: JobManager, job_id: str, **values: object) -> None:
+    """Rewrite a job row as a crashed host or an old server would have left it."""
+    from sqlalchemy import update
+
+    from jupyter_jobctl.models import jobs
+
+    with m.store._tx() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
 
 @pytest.fixture
@@ -290,15 +317,6 @@ def real_server(tmp_path: Path) -> Iterator[Callable[..., RealServer]]:
         server.kill()
     m = JobManager(db_url, policy=FAST_POLICY)
     try:
-        for row in m.store.active_rows():
-            try:
-                m.stop(row["id"])
-            except Exception:
-                pass
-        deadline = time.monotonic() + 10
-        while m.store.active_rows() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for job in m.list(limit=1000)[0]:
-            kill_job_processes(job["id"])
+        end_all_jobs(m)
     finally:
         m.close()

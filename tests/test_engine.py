@@ -12,19 +12,21 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import TESTS_DIR, log_lines, wait_for, wait_status, wait_terminal
+from conftest import (
+    DEMO_TARGET,
+    SEED,
+    TESTS_DIR,
+    forge_row,
+    log_lines,
+    wait_for,
+    wait_status,
+    wait_terminal,
+)
 from jupyter_jobctl.errors import Conflict, JobNotFound
 from jupyter_jobctl.manager import JobManager, StopPolicy
 from jupyter_jobctl.processes import job_processes
 
-SEED = {
-    "mode": "smoke_test",
-    "epochs": 5,
-    "batch_size": 2,
-    "learning_rate": 0.001,
-    "optimizer": "adam",
-}
-DEMO = "jupyter_jobctl.examples.train:main"
+DEMO = DEMO_TARGET
 
 
 def training(target: str, **config) -> dict:
@@ -255,11 +257,12 @@ def test_manager_recreated_readopts_and_stops(make_manager, db_url: str) -> None
     assert wait_terminal(second, job["id"])["status"] == "cancelled"
 
 
-def test_job_survives_the_process_that_created_it(manager: JobManager, db_url: str) -> None:
+def create_elsewhere(db_url: str, target: str, preamble: str = "") -> str:
+    """Create and start a job from another Python process, which then exits; its id."""
     script = (
-        "import sys; from jupyter_jobctl.manager import JobManager\n"
+        f"{preamble}\nimport sys; from jupyter_jobctl.manager import JobManager\n"
         "m = JobManager(sys.argv[1])\n"
-        f"job, _ = m.create('training', {training('cooperative')!r}, start=True)\n"
+        f"job, _ = m.create('training', {training(target)!r}, start=True)\n"
         "print(job['id'])\n"
     )
     out = subprocess.run(
@@ -269,7 +272,11 @@ def test_job_survives_the_process_that_created_it(manager: JobManager, db_url: s
         check=True,
         cwd=str(TESTS_DIR.parent),
     )
-    job_id = out.stdout.strip().splitlines()[-1]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_job_survives_the_process_that_created_it(manager: JobManager, db_url: str) -> None:
+    job_id = create_elsewhere(db_url, "cooperative")
     wait_status(manager, job_id, "running")
     before = manager.get(job_id)["progress"]["done"] or 0
     wait_for(lambda: (manager.get(job_id)["progress"]["done"] or 0) > before, what="progress")
@@ -282,28 +289,21 @@ def test_reused_pid_is_never_signalled(manager: JobManager) -> None:
     stranger = subprocess.Popen(["sleep", "60"])
     try:
         job, _ = manager.create("command", {"argv": ["true"]})
-        with manager.store._tx() as conn:  # forge the row as a crashed host would leave it
-            from sqlalchemy import update
-
-            from jupyter_jobctl.models import jobs
-
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job["id"])
-                .values(
-                    status="running",
-                    attempt=1,
-                    started_at=time.time() - 100,
-                    heartbeat_at=time.time() - 100,
-                    heartbeat_interval=0.3,
-                    supervisor_pid=stranger.pid,
-                    supervisor_start=1,
-                    worker_pid=stranger.pid,
-                    worker_start=1,
-                    boot_id=open("/proc/sys/kernel/random/boot_id").read().strip(),
-                    host=manager.store.host,
-                )
-            )
+        forge_row(  # as a crashed host would leave it
+            manager,
+            job["id"],
+            status="running",
+            attempt=1,
+            started_at=time.time() - 100,
+            heartbeat_at=time.time() - 100,
+            heartbeat_interval=0.3,
+            supervisor_pid=stranger.pid,
+            supervisor_start=1,
+            worker_pid=stranger.pid,
+            worker_start=1,
+            boot_id=open("/proc/sys/kernel/random/boot_id").read().strip(),
+            host=manager.store.host,
+        )
         assert job["id"] in manager.reconcile()["lost"]
         assert stranger.poll() is None  # still alive: never signalled
         assert manager.get(job["id"])["status"] == "lost"
@@ -331,14 +331,7 @@ def test_retention_removes_only_old_finished_jobs(manager: JobManager) -> None:
     live, _ = manager.create("training", training("cooperative"), start=True)
     assert manager.apply_retention(0) == 0
     assert manager.apply_retention(1) == 0  # finished seconds ago, not a day
-    with manager.store._tx() as conn:
-        from sqlalchemy import update
-
-        from jupyter_jobctl.models import jobs
-
-        conn.execute(
-            update(jobs).where(jobs.c.id == old["id"]).values(finished_at=time.time() - 3 * 86400)
-        )
+    forge_row(manager, old["id"], finished_at=time.time() - 3 * 86400)
     assert manager.apply_retention(2) == 1
     with pytest.raises(JobNotFound):
         manager.get(old["id"])
@@ -347,21 +340,8 @@ def test_retention_removes_only_old_finished_jobs(manager: JobManager) -> None:
 
 def test_sigint_rung_works_when_the_launcher_ignores_sigint(manager: JobManager, db_url) -> None:
     """A server started with `&` ignores SIGINT; its jobs must still get the SIGINT rung."""
-    script = (
-        "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "from jupyter_jobctl.manager import JobManager\n"
-        "m = JobManager(sys.argv[1])\n"
-        f"job, _ = m.create('training', {training('sleeper')!r}, start=True)\n"
-        "print(job['id'])\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, db_url],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=str(TESTS_DIR.parent),
-    )
-    job_id = out.stdout.strip().splitlines()[-1]
+    ignore = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
+    job_id = create_elsewhere(db_url, "sleeper", preamble=ignore)
     wait_status(manager, job_id, "running")
     manager.stop(job_id)
     done = wait_terminal(manager, job_id, timeout=10)

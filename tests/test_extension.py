@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import update
 
+from conftest import forge_row
 from jupyter_jobctl.manager import JobManager
-from jupyter_jobctl.models import jobs
 
 
 @pytest.fixture
@@ -16,22 +15,19 @@ def jp_server_config(sqlite_url: str):
     # an orphan left by a server that died with its job: running, processes long gone
     m = JobManager(sqlite_url)
     job, _ = m.create("command", {"argv": ["true"]})
-    with m.store._tx() as conn:
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job["id"])
-            .values(
-                status="running",
-                attempt=1,
-                started_at=time.time() - 60,
-                heartbeat_at=time.time() - 60,
-                heartbeat_interval=1.0,
-                supervisor_pid=2**22 + 1,
-                supervisor_start=1,
-                host=m.store.host,
-                boot_id="stale",
-            )
-        )
+    forge_row(
+        m,
+        job["id"],
+        status="running",
+        attempt=1,
+        started_at=time.time() - 60,
+        heartbeat_at=time.time() - 60,
+        heartbeat_interval=1.0,
+        supervisor_pid=2**22 + 1,
+        supervisor_start=1,
+        host=m.store.host,
+        boot_id="stale",
+    )
     m.close()
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_jobctl": True}},

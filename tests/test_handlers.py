@@ -7,16 +7,9 @@ import json
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import TESTS_DIR
+from conftest import SEED, TESTS_DIR
 from jupyter_jobctl.states import TERMINAL
 
-SEED = {
-    "mode": "smoke_test",
-    "epochs": 5,
-    "batch_size": 2,
-    "learning_rate": 0.001,
-    "optimizer": "adam",
-}
 DEMO = {
     "kind": "training",
     "spec": {"target": "jupyter_jobctl.examples.train:main", "config": SEED},

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import SEED
 from jupyter_jobctl.errors import SpecError
 from jupyter_jobctl.specs import DEMO_TARGET, validate_job
 from jupyter_jobctl.states import TRANSITIONS, can_transition
-
-SEED = {
-    "mode": "smoke_test",
-    "epochs": 5,
-    "batch_size": 2,
-    "learning_rate": 0.001,
-    "optimizer": "adam",
-}
 
 
 def demo(**config):

@@ -10,16 +10,8 @@ import time
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import TESTS_DIR, server_config
+from conftest import SEED, TESTS_DIR, server_config
 from jupyter_jobctl.states import TERMINAL
-
-SEED = {
-    "mode": "smoke_test",
-    "epochs": 5,
-    "batch_size": 2,
-    "learning_rate": 0.001,
-    "optimizer": "adam",
-}
 
 
 async def read(ws, timeout: float = 30.0) -> dict | None:
