@@ -165,7 +165,7 @@ def manager(make_manager: Callable[..., JobManager]) -> JobManager:
     return make_manager()
 
 
-def wait_status(manager: JobManager, job_id: str, *statuses: str, timeout: float = 30.0) -> dict:
+def wait_status(manager: JobManager, job_id: str, *statuses: str, timeout: float = 60.0) -> dict:
     return wait_for(
         lambda: (j := manager.get(job_id))["status"] in statuses and j,
         timeout,
@@ -173,7 +173,7 @@ def wait_status(manager: JobManager, job_id: str, *statuses: str, timeout: float
     )
 
 
-def wait_terminal(manager: JobManager, job_id: str, timeout: float = 30.0) -> dict:
+def wait_terminal(manager: JobManager, job_id: str, timeout: float = 60.0) -> dict:
     return wait_status(manager, job_id, *TERMINAL, timeout=timeout)
 
 

@@ -35,7 +35,8 @@ class LocalExecutor:
 
     def __init__(self, log_dir: str | os.PathLike[str] | None = None) -> None:
         self.log_dir = Path(log_dir) if log_dir else None
-        self._children: list[subprocess.Popen[bytes]] = []
+        # supervisors we started, with their log file, until reaped
+        self._children: list[tuple[subprocess.Popen[bytes], Path | None]] = []
 
     def launch(
         self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
@@ -48,17 +49,25 @@ class LocalExecutor:
             if len(plan) < 100_000:  # env strings are capped by the kernel; else read from the DB
                 env["JOBCTL_LAUNCH"] = plan
         argv = [sys.executable, "-m", "jupyter_jobctl.supervisor", job_id, str(attempt)]
+        log_path = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(self.log_dir / f"{job_id}.{attempt}.log", "ab") as log:
+            log_path = self.log_dir / f"supervisor-{job_id}.{attempt}.log"
+            with open(log_path, "ab") as log:
                 child = processes.spawn(argv, env=env, new_session=True, stdout=log, stderr=log)
         else:
             child = processes.spawn(argv, env=env, new_session=True)
-        self._children.append(child)
+        self._children.append((child, log_path))
 
     def reap(self) -> None:
         """Collect exit statuses of supervisors we started, so none linger as zombies."""
-        self._children = [c for c in self._children if c.poll() is None]
+        running = []
+        for child, log in self._children:
+            if child.poll() is None:
+                running.append((child, log))
+            elif log is not None and log.exists() and log.stat().st_size == 0:
+                log.unlink()  # keep only the logs of supervisors that had something to say
+        self._children = running
 
     def is_alive(self, row: dict[str, Any]) -> bool | None:
         """True/False for this machine's supervisors; None when the job ran on another host."""

@@ -78,7 +78,7 @@ class JobManager:
         if migrate:
             self.store.upgrade()
         self.policy = policy or StopPolicy()
-        self.executor: Executor = executor or LocalExecutor()
+        self.executor: Executor = executor or LocalExecutor(self.store.log_dir())
         self._reconciler: threading.Thread | None = None
         self._closing = threading.Event()
 

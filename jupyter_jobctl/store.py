@@ -198,6 +198,16 @@ class Store:
 
     # ------------------------------------------------------------ lifecycle
 
+    def log_dir(self) -> Path:
+        """Where supervisors write their own diagnostics: beside a SQLite file, else temp."""
+        if self.dialect == "sqlite":
+            db = make_url(self.url).database or ""
+            if db and db != ":memory:":
+                return Path(db).expanduser().parent / "logs"
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"jobctl-logs-{os.getuid()}"
+
     def upgrade(self) -> None:
         """Apply Alembic migrations up to head (idempotent; safe from several processes)."""
         from alembic import command

@@ -249,6 +249,26 @@ class Supervisor:
             self.group_stopped = False
             self.store.set_worker_stopped(self.job_id, self.attempt, False)
 
+    def crashed(self, exc: BaseException) -> None:
+        """Never leave a job initializing or running behind a dead supervisor."""
+        if self.worker_id is not None:
+            processes.signal_group(self.worker_id, signal.SIGKILL)
+        try:
+            if self.store is None:
+                from .store import Store
+
+                self.store = Store(self.db_url)
+            self.flush()
+            self.store.finish(
+                self.job_id,
+                self.attempt,
+                "failed",
+                reason=f"The job's supervisor failed: {type(exc).__name__}: {exc}",
+                logs=[f"[jobctl] supervisor failed: {type(exc).__name__}: {exc}"],
+            )
+        except Exception:
+            pass  # the database itself is the problem: reconciliation will end the job
+
     def _finish(self, wait_status: int) -> int:
         code = os.waitstatus_to_exitcode(wait_status)
         sig = processes.signal_name(-code) if code < 0 else None
@@ -288,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     sup = Supervisor(argv[0], int(argv[1]), os.environ["JOBCTL_DB_URL"])
     try:
         return sup.run(launch)
+    except BaseException as exc:
+        sup.crashed(exc)
+        raise
     finally:
         if sup.store is not None:
             sup.store.close()

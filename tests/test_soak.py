@@ -20,10 +20,10 @@ def _cycle_batch(manager: JobManager, batch: int) -> list[str]:
     for i, job_id in enumerate(ids):
         # vary the stop point: right after start, or once the job is running
         if (batch + i) % 2:
-            wait_status(manager, job_id, "running", *TERMINAL)
+            wait_status(manager, job_id, "running", *TERMINAL, timeout=120)
         manager.stop(job_id)
     for job_id in ids:
-        wait_status(manager, job_id, *TERMINAL)
+        wait_status(manager, job_id, *TERMINAL, timeout=120)
     return ids
 
 
