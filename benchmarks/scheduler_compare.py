@@ -254,14 +254,31 @@ def venv_versions(python: Path) -> dict[str, str] | None:
     return None
 
 
-def run_logged(argv: list[str], what: str) -> None:
+def run_logged(argv: list[str], what: str, check: bool = True) -> None:
     print(f"  {what}: {' '.join(argv)}", flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        raise RuntimeError(f"{what} failed ({proc.returncode}):\n{tail}")
+        if check:
+            raise RuntimeError(f"{what} failed ({proc.returncode}):\n{tail}")
+        print(f"  {what}: exit {proc.returncode} (ignored):\n{tail}", flush=True)
     print(f"  {what}: done in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def ensure_bytecode(python: Path, venv: Path) -> None:
+    """Compile the venv's modules once, as pip does by default (uv does not).
+
+    With PYTHONDONTWRITEBYTECODE set (as here) nothing is cached at import time, so without
+    this every scheduler job process (spawned, not forked) would compile jupyter_server,
+    nbconvert & co. from source: seconds per job, which is not what users see.
+    """
+    stamp = venv / ".bytecode-compiled"
+    if stamp.exists():
+        return
+    argv = [str(python), "-m", "compileall", "-q", "-j", "0", str(venv / "lib")]
+    run_logged(argv, "compile bytecode", check=False)  # a stray py2 file must not fail it
+    stamp.touch()
 
 
 def ensure_scheduler_venv(cache_dir: Path, spec: str) -> tuple[Path, dict[str, str]]:
@@ -275,6 +292,7 @@ def ensure_scheduler_venv(cache_dir: Path, spec: str) -> tuple[Path, dict[str, s
     versions = venv_versions(python)
     if versions is not None:
         print(f"scheduler venv: reusing {venv}", flush=True)
+        ensure_bytecode(python, venv)
         return python, versions
     print(f"scheduler venv: creating {venv} (first run; needs PyPI)", flush=True)
     shutil.rmtree(venv, ignore_errors=True)
@@ -289,6 +307,7 @@ def ensure_scheduler_venv(cache_dir: Path, spec: str) -> tuple[Path, dict[str, s
     versions = venv_versions(python)
     if versions is None:
         raise RuntimeError(f"{venv} was installed but does not import jupyter_scheduler")
+    ensure_bytecode(python, venv)
     return python, versions
 
 
@@ -363,15 +382,25 @@ class Server:
 
     def argv(self) -> list[str]:
         return [
-            str(self.python), "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
-            f"--port={self.port}", "--allow-root", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}", *self.extra_args,
-        ]  # fmt: skip
+            str(self.python),
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--allow-root",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            *self.extra_args,
+        ]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("JOBCTL_JOB_ID", None)
         env.pop("VIRTUAL_ENV", None)
+        # as on a user's machine: imports cache their bytecode (jobctl's own modules change
+        # in development; without this every job process would compile them from source)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PATH"] = f"{self.python.parent}{os.pathsep}{env.get('PATH', '')}"
         env[MARKER_ENV] = self.marker
         for var, sub in (
@@ -457,8 +486,10 @@ class Server:
 
 
 def jobctl_server(home: Path, python: Path, marker: str) -> Server:
-    db_url = f"sqlite:///{home}/jobctl.db"
-    args = ["--ServerApp.jpserver_extensions={'jupyter_jobctl': True}", f"--JobCtl.db_url={db_url}"]
+    args = [
+        "--ServerApp.jpserver_extensions={'jupyter_jobctl': True}",
+        f"--JobCtl.db_url={jobctl_db_url(home)}",
+    ]
     return Server("jobctl", python, home, args, f"{JOBCTL_API}/health", marker)
 
 
@@ -500,17 +531,33 @@ def fill_jobctl(db_url: str, rows: int, base: float) -> float:
     host = socket.gethostname()
     spec = json.dumps({"argv": ["true"]}, separators=(",", ":"))
     job_rows, event_rows = [], []
-    trail = [("pending", None), ("initializing", "pending"), ("running", "initializing"),
-             ("completed", "running")]  # fmt: skip
+    trail = [
+        ("pending", None),
+        ("initializing", "pending"),
+        ("running", "initializing"),
+        ("completed", "running"),
+    ]
     for i in range(rows):
         job_id = uuid.uuid4().hex
         created = base + i
-        job_rows.append({
-            "id": job_id, "kind": "command", "name": f"job{i}", "status": "completed",
-            "spec": spec, "attempt": 1, "created_at": created, "updated_at": created + 2.0,
-            "started_at": created + 0.05, "finished_at": created + 2.0, "last_seq": len(trail),
-            "metrics": "{}", "exit_code": 0, "host": host,
-        })  # fmt: skip
+        job_rows.append(
+            {
+                "id": job_id,
+                "kind": "command",
+                "name": f"job{i}",
+                "status": "completed",
+                "spec": spec,
+                "attempt": 1,
+                "created_at": created,
+                "updated_at": created + 2.0,
+                "started_at": created + 0.05,
+                "finished_at": created + 2.0,
+                "last_seq": len(trail),
+                "metrics": "{}",
+                "exit_code": 0,
+                "host": host,
+            }
+        )
         for seq, (status, before) in enumerate(trail, 1):
             data = json.dumps({"status": status, "from": before}, separators=(",", ":"))
             ts = created + (seq - 1) * 0.5
@@ -527,8 +574,16 @@ def fill_jobctl(db_url: str, rows: int, base: float) -> float:
 
 def fill_scheduler(python: Path, db_url: str, rows: int, base: float, env_name: str) -> float:
     """N COMPLETED jobs through jupyter_scheduler.orm, by a helper run in its own venv."""
-    argv = [str(python), "-c", SCHEDULER_FILL_SCRIPT, db_url, str(rows), str(int(base * 1000)),
-            NOTEBOOK_NAME, env_name]  # fmt: skip
+    argv = [
+        str(python),
+        "-c",
+        SCHEDULER_FILL_SCRIPT,
+        db_url,
+        str(rows),
+        str(int(base * 1000)),
+        NOTEBOOK_NAME,
+        env_name,
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"scheduler fill failed:\n{proc.stderr[-2000:]}")
@@ -623,8 +678,6 @@ def scheduler_payload(env_name: str, i: int) -> dict[str, Any]:
         "input_uri": NOTEBOOK_NAME,
         "runtime_environment_name": env_name,
         "output_formats": ["ipynb"],
-        "parameters": {},
-        "tags": [],
     }
 
 
@@ -704,18 +757,36 @@ def record_start(runs: dict[str, list[StartRun]], report: Report) -> None:
     ok_sc = [r for r in sc if r.outcome == "ok"]
     early = [r for r in sc if r.outcome == "completed-before-seen"]
     report.add("start.jobctl", "start: jobctl create+start -> running", [r.start_s for r in ok_jc])
-    report.add("start.scheduler", "start: scheduler create -> IN_PROGRESS",
-               [r.start_s for r in ok_sc], "start.jobctl")  # fmt: skip
+    report.add(
+        "start.scheduler",
+        "start: scheduler create -> IN_PROGRESS",
+        [r.start_s for r in ok_sc],
+        "start.jobctl",
+    )
     if early:
-        report.add("start.scheduler.early", "start: scheduler create -> COMPLETED (no IN_PROGRESS seen)",
-                   [r.start_s for r in early])  # fmt: skip
-    report.add("start.jobctl.recorded", "  own record: jobctl created_at -> running event",
-               [r.recorded_s for r in jc if not math.isnan(r.recorded_s)])  # fmt: skip
-    report.add("start.scheduler.recorded", "  own record: scheduler create_time -> start_time",
-               [r.recorded_s for r in sc if not math.isnan(r.recorded_s)], "start.jobctl.recorded")  # fmt: skip
+        report.add(
+            "start.scheduler.early",
+            "start: scheduler create -> COMPLETED (no IN_PROGRESS seen)",
+            [r.start_s for r in early],
+        )
+    report.add(
+        "start.jobctl.recorded",
+        "  own record: jobctl created_at -> running event",
+        [r.recorded_s for r in jc if not math.isnan(r.recorded_s)],
+    )
+    report.add(
+        "start.scheduler.recorded",
+        "  own record: scheduler create_time -> start_time",
+        [r.recorded_s for r in sc if not math.isnan(r.recorded_s)],
+        "start.jobctl.recorded",
+    )
     report.add("create.jobctl", "  create request alone: jobctl POST", [r.post_s for r in jc])
-    report.add("create.scheduler", "  create request alone: scheduler POST", [r.post_s for r in sc],
-               "create.jobctl")  # fmt: skip
+    report.add(
+        "create.scheduler",
+        "  create request alone: scheduler POST",
+        [r.post_s for r in sc],
+        "create.jobctl",
+    )
     for name, group in runs.items():
         report.check(
             f"start.{name}.status_sequences", dict(Counter(">".join(r.seen) for r in group))
@@ -742,17 +813,44 @@ class ListVariant:
 def list_variants(jc: Client, sc: Client, rows: int) -> list[ListVariant]:
     big = min(1000, rows)
     return [
-        ListVariant("list.jobctl.50", "list: jobctl GET /jobs?limit=50", jc,
-                    f"{JOBCTL_API}/jobs?limit=50", 50),
-        ListVariant("list.scheduler.50", "list: scheduler GET /jobs?max_items=50", sc,
-                    "/scheduler/jobs?max_items=50", 50, "list.jobctl.50"),
-        ListVariant("list.scheduler.25", "  scheduler ?max_items=25 (what its UI asks)", sc,
-                    "/scheduler/jobs?max_items=25", 25),
-        ListVariant("list.jobctl.1000", "  jobctl ?limit=1000 (its largest page)", jc,
-                    f"{JOBCTL_API}/jobs?limit=1000", big),
-        ListVariant("list.scheduler.default", "  scheduler, no max_items (default 1000)", sc,
-                    "/scheduler/jobs", big, "list.jobctl.1000"),
-    ]  # fmt: skip
+        ListVariant(
+            "list.jobctl.50",
+            "list: jobctl GET /jobs?limit=50",
+            jc,
+            f"{JOBCTL_API}/jobs?limit=50",
+            50,
+        ),
+        ListVariant(
+            "list.scheduler.50",
+            "list: scheduler GET /jobs?max_items=50",
+            sc,
+            "/scheduler/jobs?max_items=50",
+            50,
+            "list.jobctl.50",
+        ),
+        ListVariant(
+            "list.scheduler.25",
+            "  scheduler ?max_items=25 (what its UI asks)",
+            sc,
+            "/scheduler/jobs?max_items=25",
+            25,
+        ),
+        ListVariant(
+            "list.jobctl.1000",
+            "  jobctl ?limit=1000 (its largest page)",
+            jc,
+            f"{JOBCTL_API}/jobs?limit=1000",
+            big,
+        ),
+        ListVariant(
+            "list.scheduler.default",
+            "  scheduler, no max_items (default 1000)",
+            sc,
+            "/scheduler/jobs",
+            big,
+            "list.jobctl.1000",
+        ),
+    ]
 
 
 def timed_get(variant: ListVariant) -> float:
@@ -894,12 +992,19 @@ def jobctl_versions(python: Path) -> dict[str, str]:
         "'jupyter_server': jupyter_server.__version__, 'sqlalchemy': sqlalchemy.__version__,"
         "'python': platform.python_version()}))"
     )
-    out = json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                                    check=True, cwd=REPO).stdout)  # fmt: skip
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True)  # fmt: skip
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True)  # fmt: skip
+    out = json.loads(
+        subprocess.run(
+            [str(python), "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+        ).stdout
+    )
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    )
     if git.returncode == 0:
         out["git"] = git.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     return out
@@ -907,8 +1012,10 @@ def jobctl_versions(python: Path) -> dict[str, str]:
 
 def print_header(info: dict[str, Any], versions: dict[str, Any], sizes: Sizes, smoke: bool) -> None:
     print(f"\njupyter_jobctl vs jupyter-scheduler ({'smoke' if smoke else 'full'} size)")
-    print(f"machine:   {info['cpu_count']} CPUs (affinity {info['cpu_affinity']}) {info['cpu_model']}, "
-          f"load {info['loadavg_at_start']}, {info['platform']}")  # fmt: skip
+    print(
+        f"machine:   {info['cpu_count']} CPUs (affinity {info['cpu_affinity']}) "
+        f"{info['cpu_model']}, load {info['loadavg_at_start']}, {info['platform']}"
+    )
     for name, vers in versions.items():
         print(f"{name + ':':<10} " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     print(f"sizes:     {asdict(sizes)}", flush=True)
@@ -990,8 +1097,11 @@ def prepare(tmp: Path, sched_python: Path, rows: int, report: Report) -> None:
     report.check("fill.jobctl_s", round(secs, 2))
     secs = fill_scheduler(sched_python, scheduler_db_url(tmp / "scheduler"), rows, base, "python")
     report.check("fill.scheduler_s", round(secs, 2))
-    print(f"  jobctl {report.checks['fill.jobctl_s']} s, scheduler {report.checks['fill.scheduler_s']} s",
-          flush=True)  # fmt: skip
+    print(
+        f"  jobctl {report.checks['fill.jobctl_s']} s, "
+        f"scheduler {report.checks['fill.scheduler_s']} s",
+        flush=True,
+    )
 
 
 def run_figures(servers: dict[str, Server], sizes: Sizes, only: set[str], report: Report) -> None:
