@@ -28,6 +28,11 @@ runtime/data/config directories. Figures:
 2. list: first page of ``GET /jobs`` with N rows in each database (filled directly, timed
    apart): jobctl ``?limit=50`` against scheduler ``?max_items=50``; also the scheduler's
    own UI page (25), its server default page (1000) and jobctl's largest page (1000).
+   It runs first, while each database holds exactly N jobs; figure 1 follows on them.
+
+Bytecode: the venv's modules are compiled once (pip does so, uv does not) and both servers
+run without PYTHONDONTWRITEBYTECODE, as on a user's machine; otherwise every spawned job
+process compiles its imports from source and start figures measure the compiler.
 
 Whatever happens, every jobctl job is stopped through the API, running scheduler jobs
 are stopped, both servers' process groups are killed, and any process still carrying
@@ -930,39 +935,73 @@ def stop_all_scheduler(server: Server) -> list[str]:
         client.close()
 
 
-def sweep_marker(marker: str) -> list[int]:
-    """SIGKILL every process still carrying this run's marker in its environment."""
+def marked_processes(marker: str) -> dict[int, str]:
+    """Live (not zombie) processes carrying this run's marker: pid -> command line."""
     needle = f"{MARKER_ENV}={marker}".encode()
-    killed = []
+    found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue
-        try:
+        with contextlib.suppress(OSError):
             with open(f"/proc/{name}/environ", "rb") as fh:
                 if needle not in fh.read().split(b"\0"):
                     continue
-            os.kill(int(name), signal.SIGKILL)
-            killed.append(int(name))
-        except (OSError, ProcessLookupError):
-            continue
-    return killed
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if state != "Z":
+                found[int(name)] = cmd.strip()[:160]
+    return found
+
+
+def sweep_marker(marker: str, grace: float = 5.0) -> dict[int, str]:
+    """Give stragglers ``grace`` seconds to exit, then SIGKILL them; returns what was killed."""
+    deadline = time.monotonic() + grace
+    left = marked_processes(marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = marked_processes(marker)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def outside_groups(marker: str, servers: list[Server], grace: float = 10.0) -> dict[int, str]:
+    """Job processes (outside the servers' process groups) still alive after ``grace`` s."""
+    groups = {server.proc.pid for server in servers if server.proc is not None}
+
+    def detached() -> dict[int, str]:
+        found = {}
+        for pid, cmd in marked_processes(marker).items():
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(pid) not in groups:
+                    found[pid] = cmd
+        return found
+
+    deadline = time.monotonic() + grace
+    left = detached()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = detached()
+    return left
 
 
 def clean_up(servers: list[Server], marker: str, report: Report) -> None:
+    """Stop jobs through each API, wait for job processes, kill the servers, sweep."""
     for server in servers:
         stop = stop_all_jobctl if server.name == "jobctl" else stop_all_scheduler
         for text in stop(server):
             report.problem(text)
         if server.name == "scheduler":
             report.check("scheduler.zombie_children_at_end", server.zombie_children())
+    for pid, cmd in outside_groups(marker, servers).items():
+        report.problem(f"job process {pid} still alive 10 s after its job ended: {cmd}")
     for server in servers:
         server.stop()
     leftovers = sweep_marker(marker)
     report.check("leftover_processes_killed", len(leftovers))
-    if leftovers:
-        report.problem(
-            f"{len(leftovers)} process(es) outlived clean-up and were killed: {leftovers}"
-        )
+    for pid, cmd in leftovers.items():
+        report.problem(f"process {pid} outlived the server kill (+5 s) and was killed: {cmd}")
 
 
 # ---------------------------------------------------------------------------- output
