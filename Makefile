@@ -45,8 +45,9 @@ test: $(VENV)/.test-deps system-deps lint
 	@$(PY) -m compileall -q jupyter_jobctl
 	$(VENV)/bin/pytest
 
-bench: $(VENV)/.test-deps
-	$(PY) benchmarks/engine_bench.py
+bench: $(VENV)/.test-deps system-deps
+	@$(PY) -m compileall -q jupyter_jobctl
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

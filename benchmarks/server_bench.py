@@ -222,7 +222,8 @@ class Server:
         self.extra_args = list(extra_args)
         self.port = free_port()
         self.token = secrets.token_hex(16)
-        self.db_url = f"sqlite:///{root}/jobctl.db"
+        db_args = [a.split("=", 1)[1] for a in self.extra_args if a.startswith("--JobCtl.db_url=")]
+        self.db_url = db_args[-1] if db_args else f"sqlite:///{root}/jobctl.db"
         self.log_path = root / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -239,13 +240,18 @@ class Server:
         return {"Authorization": f"token {self.token}"}
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
+        # traitlets refuses an option given twice: one in extra_args replaces the default
+        given = {a.split("=", 1)[0] for a in self.extra_args}
+        defaults = [
             f"--port={self.port}", "--allow-root", f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
             "--ServerApp.jpserver_extensions={'jupyter_jobctl': True}",
             f"--JobCtl.db_url={self.db_url}", "--JobCtl.interrupt_after=0.5",
-            "--JobCtl.stop_grace=3", "--JobCtl.kill_grace=2", *self.extra_args,
+            "--JobCtl.stop_grace=3", "--JobCtl.kill_grace=2",
+        ]  # fmt: skip
+        return [
+            sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
+            *(a for a in defaults if a.split("=", 1)[0] not in given), *self.extra_args,
         ]  # fmt: skip
 
     def start(self, timeout: float = 60.0) -> float:

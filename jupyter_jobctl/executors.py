@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from . import processes
 from .processes import Identity
@@ -49,15 +49,31 @@ class LocalExecutor:
             if len(plan) < 100_000:  # env strings are capped by the kernel; else read from the DB
                 env["JOBCTL_LAUNCH"] = plan
         argv = [sys.executable, "-m", "jupyter_jobctl.supervisor", job_id, str(attempt)]
-        log_path = None
-        if self.log_dir is not None:
+        log = self._open_log(job_id, attempt)
+        try:
+            sink = log if log is not None else subprocess.DEVNULL
+            child = processes.spawn(argv, env=env, new_session=True, stdout=sink, stderr=sink)
+        finally:
+            if log is not None:
+                log.close()
+        self._children.append((child, Path(log.name) if log is not None else None))
+
+    def _open_log(self, job_id: str, attempt: int) -> IO[bytes] | None:
+        """The supervisor's diagnostics file, or None: a missing log never stops a job."""
+        if self.log_dir is None:
+            return None
+        try:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            log_path = self.log_dir / f"supervisor-{job_id}.{attempt}.log"
-            with open(log_path, "ab") as log:
-                child = processes.spawn(argv, env=env, new_session=True, stdout=log, stderr=log)
-        else:
-            child = processes.spawn(argv, env=env, new_session=True)
-        self._children.append((child, log_path))
+            return open(self.log_dir / f"supervisor-{job_id}.{attempt}.log", "ab")
+        except OSError:
+            return None
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = self.log_dir / f"supervisor-{job_id}.{attempt}.log"
+            path.touch(mode=0o600)
+            return path
+        except OSError:
+            return None
 
     def reap(self) -> None:
         """Collect exit statuses of supervisors we started, so none linger as zombies."""
