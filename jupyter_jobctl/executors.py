@@ -7,10 +7,12 @@ supervisor has vanished, cleans up what it left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -37,6 +39,7 @@ class LocalExecutor:
         self.log_dir = Path(log_dir) if log_dir else None
         # supervisors we started, with their log file, until reaped
         self._children: list[tuple[subprocess.Popen[bytes], Path | None]] = []
+        self._lock = threading.Lock()
 
     def launch(
         self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
@@ -56,7 +59,8 @@ class LocalExecutor:
         finally:
             if log is not None:
                 log.close()
-        self._children.append((child, Path(log.name) if log is not None else None))
+        with self._lock:
+            self._children.append((child, Path(log.name) if log is not None else None))
 
     def _open_log(self, job_id: str, attempt: int) -> IO[bytes] | None:
         """The supervisor's diagnostics file, or None: a missing log never stops a job."""
@@ -67,23 +71,20 @@ class LocalExecutor:
             return open(self.log_dir / f"supervisor-{job_id}.{attempt}.log", "ab")
         except OSError:
             return None
-        try:
-            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = self.log_dir / f"supervisor-{job_id}.{attempt}.log"
-            path.touch(mode=0o600)
-            return path
-        except OSError:
-            return None
 
     def reap(self) -> None:
         """Collect exit statuses of supervisors we started, so none linger as zombies."""
-        running = []
-        for child, log in self._children:
-            if child.poll() is None:
-                running.append((child, log))
-            elif log is not None and log.exists() and log.stat().st_size == 0:
-                log.unlink()  # keep only the logs of supervisors that had something to say
-        self._children = running
+        # the server's database threads start jobs concurrently: one reaper at a time
+        with self._lock:
+            running = []
+            for child, log in self._children:
+                if child.poll() is None:
+                    running.append((child, log))
+                elif log is not None:
+                    with contextlib.suppress(OSError):  # keep only logs with something in them
+                        if log.stat().st_size == 0:
+                            log.unlink()
+            self._children = running
 
     def is_alive(self, row: dict[str, Any]) -> bool | None:
         """True/False for this machine's supervisors; None when the job ran on another host."""
