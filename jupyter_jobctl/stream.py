@@ -1,10 +1,18 @@
 """WebSocket streams (DESIGN §6) and the hub that tails the database for them.
 
 Workers write their events straight to the database, so the server learns about them by
-tailing: :class:`EventHub` asks the manager every ``poll_interval`` which job rows changed
-and wakes the sockets watching those jobs. Each job socket keeps one cursor (``last_sent``)
-and only ever sends ``seq > last_sent`` read from the database, so delivery is in order and
-exactly once by construction, across reconnects and server restarts alike.
+tailing: :class:`EventHub` asks the manager every ``poll_interval`` which job rows changed,
+reads the new events of every job somebody watches once, turns them into WebSocket frames
+once, and keeps the newest of them in a per-job :class:`_Tail` that all of that job's
+sockets share. Each job socket keeps one cursor (``last_sent``) and only ever sends
+``seq > last_sent`` -- from the shared tail when its cursor is inside it, otherwise from
+the database -- so delivery is in order and exactly once by construction, across
+reconnects and server restarts alike.
+
+Frames are written to the socket in slices with one ``IOStream.write`` (see
+:func:`_write_frames`): one ``write_message`` per event costs ~8 µs of the event loop,
+a slice ~0.5 µs per event (measured on this machine), which is what lets one server
+core feed dozens of clients of busy jobs and still answer ``/health``.
 """
 
 from __future__ import annotations
@@ -12,8 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import struct
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -22,17 +33,22 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
+from tornado.iostream import StreamClosedError
 
 from .errors import JobNotFound, SpecError
 from .handlers import AUTH_RESOURCE, MAX_INT, ErrorMixin, run_in_db_pool
 from .states import TERMINAL
 from .timestamps import iso
 
+log = logging.getLogger("jupyter_jobctl")
+
 PAGE = 500  # events read from the database at once
-SLICE = 100  # events written between two yields to the event loop
+SLICE = 500  # frames written to a socket at once (one syscall)
+TAIL_BYTES = 1 << 20  # newest frames kept per watched job, shared by its sockets
+TAIL_FETCH = 2000  # events the hub reads per job per look
 HEARTBEAT = 10.0  # seconds of silence before a heartbeat frame
 FALLBACK_POLL = 1.0  # a job socket re-reads the log this often even without a wake-up
-SEND_TIMEOUT = 10.0  # a client that does not take a page in this long is closed (1013)
+SEND_TIMEOUT = 10.0  # a client that does not take a slice in this long is closed (1013)
 CHANGE_WINDOW = 2.0  # re-read rows this recent: commits may land slightly out of time order
 LIST_QUEUE = 2000  # per /stream client; beyond this the client is too slow (1013)
 
@@ -41,16 +57,82 @@ class _SlowConsumer(Exception):
     pass
 
 
+# ---------------------------------------------------------------------------- frames
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed, final WebSocket text frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x81, n) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+def frame_payload(frame: bytes) -> bytes:
+    size = frame[1] & 0x7F
+    return frame[2 if size < 126 else 4 if size == 126 else 10 :]
+
+
+def event_frames(job_id: str, rows: Iterable[tuple[int, str, float, str]]) -> list[bytes]:
+    """Frames of stored events; the stored data is JSON already: spliced, never re-encoded."""
+    head = '{"type":"event","job":' + json.dumps(job_id) + ',"seq":'
+    return [
+        text_frame(f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'.encode())
+        for seq, type_, ts, data in rows
+    ]
+
+
+class _Tail:
+    """The newest frames of one watched job: a contiguous run of seqs ``first..last``."""
+
+    __slots__ = ("first", "frames", "size", "sockets")
+
+    def __init__(self, last_seq: int) -> None:
+        self.first = last_seq + 1  # seq of frames[0]
+        self.frames: list[bytes] = []
+        self.size = 0
+        self.sockets: set[asyncio.Event] = set()
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.frames) - 1
+
+    def extend(self, frames: list[bytes]) -> None:
+        self.frames.extend(frames)
+        self.size += sum(len(f) for f in frames)
+        if self.size > TAIL_BYTES:  # forget the oldest; sockets behind them read the database
+            drop, freed = 0, 0
+            while self.size - freed > TAIL_BYTES // 2:
+                freed += len(self.frames[drop])
+                drop += 1
+            del self.frames[:drop]
+            self.first += drop
+            self.size -= freed
+
+    def after(self, seq: int, limit: int) -> list[bytes] | None:
+        """Frames after ``seq`` (maybe none yet), or None if ``seq`` is behind the window."""
+        if seq < self.first - 1:
+            return None
+        start = seq + 1 - self.first
+        return self.frames[start : start + limit]
+
+
+# ---------------------------------------------------------------------------- the hub
+
+
 class EventHub:
-    """Tails job changes from the database and wakes the sockets that watch them."""
+    """Tails job changes from the database, reads watched jobs' new events once, wakes sockets."""
 
     def __init__(self, manager: Any, settings: dict[str, Any], poll_interval: float = 0.025):
         self.manager = manager
         self.settings = settings
         self.poll_interval = poll_interval
+        # the newest row of recently changed or watched jobs (forgotten when neither)
         self.latest: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, tuple[Any, ...]] = {}
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.tails: dict[str, _Tail] = {}
         self._lists: set[_ListClient] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -72,18 +154,25 @@ class EventHub:
 
     # -- subscriptions
 
-    def watch(self, job_id: str) -> asyncio.Event:
+    def watch(self, job_id: str, last_seq: int) -> tuple[_Tail, asyncio.Event]:
+        """Follow a job whose events up to ``last_seq`` the caller reads itself."""
         self.ensure_started()
+        tail = self.tails.get(job_id)
+        if tail is None:
+            tail = self.tails[job_id] = _Tail(last_seq)
+            self._wake.set()  # the job may have moved on since the caller's snapshot
         event = asyncio.Event()
-        self._waiters.setdefault(job_id, set()).add(event)
-        return event
+        tail.sockets.add(event)
+        return tail, event
 
     def unwatch(self, job_id: str, event: asyncio.Event) -> None:
-        waiters = self._waiters.get(job_id)
-        if waiters is not None:
-            waiters.discard(event)
-            if not waiters:
-                del self._waiters[job_id]
+        tail = self.tails.get(job_id)
+        if tail is not None:
+            tail.sockets.discard(event)
+            if not tail.sockets:
+                del self.tails[job_id]
+                if job_id not in self._seen:
+                    self.latest.pop(job_id, None)
 
     def add_list_client(self, client: _ListClient) -> None:
         self.ensure_started()
@@ -95,7 +184,8 @@ class EventHub:
     def deleted(self, job_id: str) -> None:
         self.latest.pop(job_id, None)
         self._seen.pop(job_id, None)
-        for event in self._waiters.get(job_id, ()):
+        tail = self.tails.get(job_id)
+        for event in tail.sockets if tail else ():
             event.set()
         for client in list(self._lists):
             client.push({"type": "deleted", "id": job_id})
@@ -110,33 +200,71 @@ class EventHub:
                     self.settings, self.manager.changed_since, since - CHANGE_WINDOW
                 )
             except Exception:  # the database may be briefly unavailable; try again
-                self.manager_log("jobctl: tail query failed")
+                log.warning("jobctl: tail query failed", exc_info=True)
                 rows = []
-            now_seen = since
+            changed = set()
             for updated_at, job in rows:
-                now_seen = max(now_seen, updated_at)
+                since = max(since, updated_at)
                 key = (job["last_seq"], job["status"], updated_at)
                 if self._seen.get(job["id"]) == key:
                     continue
                 self._seen[job["id"]] = key
                 self.latest[job["id"]] = job
-                for event in self._waiters.get(job["id"], ()):
-                    event.set()
+                changed.add(job["id"])
                 for client in list(self._lists):
                     client.push({"type": "job", "job": job})
-            since = now_seen
-            # forget rows that left the re-read window
-            cutoff = since - 2 * CHANGE_WINDOW
-            for job_id in [j for j, k in self._seen.items() if k[2] < cutoff]:
-                del self._seen[job_id]
+            behind = await self._read_tails()
+            for job_id in changed | behind:
+                tail = self.tails.get(job_id)
+                for event in tail.sockets if tail else ():
+                    event.set()
+            self._forget(since - 2 * CHANGE_WINDOW)
             self._wake.clear()
+            if any(self._behind(job_id) for job_id in behind):
+                await asyncio.sleep(0)  # more to read right away; let the loop breathe first
+                continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
-    def manager_log(self, message: str) -> None:
-        import logging
+    def _behind(self, job_id: str) -> bool:
+        tail, row = self.tails.get(job_id), self.latest.get(job_id)
+        return tail is not None and row is not None and row["last_seq"] > tail.last
 
-        logging.getLogger("jupyter_jobctl").warning(message, exc_info=True)
+    async def _read_tails(self) -> set[str]:
+        """Read the new events of every watched job that has some; returns those jobs."""
+        wanted = [(j, t.last) for j, t in self.tails.items() if self._behind(j)]
+        if not wanted:
+            return set()
+        try:
+            pages = await run_in_db_pool(self.settings, self._fetch, wanted)
+        except Exception:
+            log.warning("jobctl: reading new events failed", exc_info=True)
+            return set()
+        read = set()
+        for job_id, after, frames in pages:
+            tail = self.tails.get(job_id)
+            if tail is not None and tail.last == after and frames:  # else it changed meanwhile
+                tail.extend(frames)
+                read.add(job_id)
+        return read
+
+    def _fetch(self, wanted: list[tuple[str, int]]) -> list[tuple[str, int, list[bytes]]]:
+        pages = []
+        for job_id, after in wanted:
+            with contextlib.suppress(JobNotFound):
+                rows = self.manager.events_raw(job_id, after, TAIL_FETCH)
+                pages.append((job_id, after, event_frames(job_id, rows)))
+        return pages
+
+    def _forget(self, cutoff: float) -> None:
+        """Drop rows that left the re-read window, unless somebody watches their job."""
+        for job_id in [j for j, k in self._seen.items() if k[2] < cutoff]:
+            del self._seen[job_id]
+            if job_id not in self.tails:
+                self.latest.pop(job_id, None)
+
+
+# ---------------------------------------------------------------------------- sockets
 
 
 class _StreamBase(
@@ -146,6 +274,9 @@ class _StreamBase(
 
     def set_default_headers(self) -> None:
         pass  # as jupyter_server's kernel socket: no HTML security headers on a socket
+
+    def get_compression_options(self) -> None:
+        return None  # uncompressed frames: what :meth:`write_frames` writes directly
 
     @property
     def manager(self) -> Any:
@@ -159,6 +290,10 @@ class _StreamBase(
     def heartbeat(self) -> float:
         return float(self.settings.get("jobctl_heartbeat", HEARTBEAT))
 
+    @property
+    def send_timeout(self) -> float:
+        return float(self.settings.get("jobctl_send_timeout", SEND_TIMEOUT))
+
     async def authorize_read(self) -> None:
         # await: an async Authorizer returns a coroutine, which is truthy if not awaited
         allowed = await ensure_async(
@@ -168,15 +303,29 @@ class _StreamBase(
             raise web.HTTPError(403, "You are not authorised to read jobctl streams.")
 
     async def send_json(self, message: dict[str, Any]) -> None:
-        await self.send_text(json.dumps(message))
+        await self.write_frames([text_frame(json.dumps(message).encode())])
 
-    async def send_text(self, text: str) -> None:
-        """Send one frame; a client that does not take it in time is closed with 1013."""
+    async def write_frames(self, frames: list[bytes]) -> None:
+        """Send frames with one write; a client that does not take them in time gets 1013."""
+        if not frames:
+            return
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            raise websocket.WebSocketClosedError()
+        stream = getattr(conn, "stream", None)
         try:
-            timeout = self.settings.get("jobctl_send_timeout", SEND_TIMEOUT)
-            await asyncio.wait_for(self.write_message(text), timeout)
+            if stream is not None and not getattr(conn, "_compressor", None):
+                sent = stream.write(b"".join(frames))
+            else:  # a tornado without the attributes this relies on: one message per frame
+                for frame in frames[:-1]:
+                    self.write_message(frame_payload(frame))
+                sent = self.write_message(frame_payload(frames[-1]))
+            # shield: a timed-out wait must not cancel tornado's own write future
+            await asyncio.wait_for(asyncio.shield(sent), self.send_timeout)
         except asyncio.TimeoutError:
             raise _SlowConsumer() from None
+        except StreamClosedError:
+            raise websocket.WebSocketClosedError() from None
 
     def on_message(self, message: Any) -> None:
         pass  # the streams are server -> client only
@@ -189,6 +338,7 @@ class JobStreamHandler(_StreamBase):
     """WS /jobs/{id}/stream?after=SEQ: snapshot, backlog, live events, heartbeats, done."""
 
     _task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event | None = None
 
     @ws_authenticated
     async def get(self, job_id: str) -> None:
@@ -203,39 +353,44 @@ class JobStreamHandler(_StreamBase):
 
     def open(self, job_id: str) -> None:  # type: ignore[override]
         super().open()
-        self._wake = self.hub.watch(self.job_id)
         self._task = asyncio.ensure_future(self._pump())
 
     def on_close(self) -> None:
-        self.hub.unwatch(self.job_id, self._wake)
+        if self._wake is not None:
+            self.hub.unwatch(self.job_id, self._wake)
         if self._task is not None:
             self._task.cancel()
 
-    async def _frames(self, last: int) -> int:
-        """Send every event after ``last`` in pages; returns the new last sent seq."""
-        head = '{"type":"event","job":' + json.dumps(self.job_id) + ',"seq":'
-        while True:
-            page = await run_in_db_pool(
+    async def _from_database(self, last: int, tail: _Tail | None = None) -> int:
+        """Send stored events after ``last`` in pages until none are left (or, given the
+        shared tail, until the cursor is back inside it); returns the new last sent seq."""
+        while tail is None or last < tail.first - 1:
+            rows = await run_in_db_pool(
                 self.settings, self.manager.events_raw, self.job_id, last, PAGE
             )
-            if not page:
+            if not rows:
                 return last
-            # the stored data is already JSON: splice it in rather than decode and re-encode
-            for start in range(0, len(page), SLICE):
-                if start:
-                    await asyncio.sleep(0)  # short slices: /health and other sockets go between
-                chunk = page[start : start + SLICE]
-                for seq, type_, ts, data in chunk[:-1]:
-                    self.write_message(
-                        f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'
-                    )
-                seq, type_, ts, data = chunk[-1]
-                frame = f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'
-                await self.send_text(frame)  # flow control once per slice
-            last = seq
-            if len(page) < PAGE:
+            await self.write_frames(event_frames(self.job_id, rows))
+            last = rows[-1][0]
+            if len(rows) < PAGE:
                 return last
             await asyncio.sleep(0)  # let other sockets and /health in between pages
+        return last
+
+    async def _send_new(self, last: int, tail: _Tail) -> int:
+        """Everything after ``last``: from the shared tail, or the database when behind it."""
+        while True:
+            frames = tail.after(last, SLICE)
+            if frames is None:
+                moved = await self._from_database(last, tail)
+                if moved == last:
+                    return last
+                last = moved
+                continue
+            if not frames:
+                return last
+            await self.write_frames(frames)
+            last += len(frames)
 
     async def _pump(self) -> None:
         try:
@@ -248,27 +403,26 @@ class JobStreamHandler(_StreamBase):
                 job = await run_in_db_pool(self.settings, self.manager.get, self.job_id)
                 last = 0
             await self.send_json({"type": "snapshot", "job": job, "last_seq": job["last_seq"]})
+            tail, self._wake = self.hub.watch(self.job_id, job["last_seq"])
             if job["last_seq"] - last > PAGE:
                 async with self.hub.replays:  # one big replay must not stall everyone
-                    last = await self._frames(last)
+                    last = await self._from_database(last, tail)
             quiet_since = time.monotonic()
             while True:
                 self._wake.clear()
-                sent = await self._frames(last)
+                sent = await self._send_new(last, tail)
                 if sent != last:
                     quiet_since = time.monotonic()
                 last = sent
                 latest = self.hub.latest.get(self.job_id) or job
-                if latest["status"] in TERMINAL:
-                    fresh = await run_in_db_pool(self.settings, self.manager.get, self.job_id)
-                    if fresh["last_seq"] <= last:
-                        await self.send_json(
-                            {"type": "done", "status": fresh["status"], "last_seq": last}
-                        )
-                        self.close(1000)
-                        return
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), FALLBACK_POLL)
+                if latest["status"] in TERMINAL and await self._send_done_if_over(last):
+                    return
+                woken = await _wait(self._wake, FALLBACK_POLL)
+                if not woken:  # no word from the hub for a while: look for ourselves
+                    sent = await self._from_database(last)
+                    if sent != last:
+                        quiet_since = time.monotonic()
+                    last = sent
                 if time.monotonic() - quiet_since >= self.heartbeat:
                     await self.send_json({"type": "heartbeat", "last_seq": last})
                     quiet_since = time.monotonic()
@@ -278,6 +432,22 @@ class JobStreamHandler(_StreamBase):
             self.close(4404, "The job was deleted.")
         except (websocket.WebSocketClosedError, asyncio.CancelledError):
             pass
+
+    async def _send_done_if_over(self, last: int) -> bool:
+        """Send ``done`` and close if the terminal job's backlog is all sent."""
+        fresh = await run_in_db_pool(self.settings, self.manager.get, self.job_id)
+        if fresh["last_seq"] > last:
+            return False
+        await self.send_json({"type": "done", "status": fresh["status"], "last_seq": last})
+        self.close(1000)
+        return True
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+        return True
+    return False
 
 
 class _ListClient:
