@@ -40,7 +40,7 @@ class JobCtl(ExtensionApp):
         config=True
     )
     max_concurrent_replays = Integer(
-        8, help="Streams replaying a long backlog at once; others wait their turn."
+        8, help="Database pages read for streams at once (replays, slow clients); others wait."
     ).tag(config=True)
     stream_heartbeat = Float(
         10.0, help="Seconds of silence before a stream sends a heartbeat."

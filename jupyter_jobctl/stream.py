@@ -365,17 +365,21 @@ class JobStreamHandler(_StreamBase):
         """Send stored events after ``last`` in pages until none are left (or, given the
         shared tail, until the cursor is back inside it); returns the new last sent seq."""
         while tail is None or last < tail.first - 1:
-            rows = await run_in_db_pool(
-                self.settings, self.manager.events_raw, self.job_id, last, PAGE
-            )
-            if not rows:
+            # pages are read and framed in a database thread, a few at once: readers of old
+            # events (replays, clients slower than the job) must not starve the event loop
+            async with self.hub.replays:
+                frames, seq = await run_in_db_pool(self.settings, self._read_page, last)
+            if not frames:
                 return last
-            await self.write_frames(event_frames(self.job_id, rows))
-            last = rows[-1][0]
-            if len(rows) < PAGE:
+            await self.write_frames(frames)
+            last = seq
+            if len(frames) < PAGE:
                 return last
-            await asyncio.sleep(0)  # let other sockets and /health in between pages
         return last
+
+    def _read_page(self, last: int) -> tuple[list[bytes], int]:
+        rows = self.manager.events_raw(self.job_id, last, PAGE)
+        return event_frames(self.job_id, rows), rows[-1][0] if rows else last
 
     async def _send_new(self, last: int, tail: _Tail) -> int:
         """Everything after ``last``: from the shared tail, or the database when behind it."""
@@ -404,9 +408,7 @@ class JobStreamHandler(_StreamBase):
                 last = 0
             await self.send_json({"type": "snapshot", "job": job, "last_seq": job["last_seq"]})
             tail, self._wake = self.hub.watch(self.job_id, job["last_seq"])
-            if job["last_seq"] - last > PAGE:
-                async with self.hub.replays:  # one big replay must not stall everyone
-                    last = await self._from_database(last, tail)
+            last = await self._from_database(last, tail)  # the backlog
             quiet_since = time.monotonic()
             while True:
                 self._wake.clear()
