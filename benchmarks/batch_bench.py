@@ -27,13 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_bench import Server, percentile
+from common import TERMINAL, percentile
+from server_bench import Server
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from jupyter_jobctl.manager import JobManager
-
-TERMINAL = {"completed", "failed", "cancelled", "lost"}
 
 
 def write_suite(root: Path, n: int) -> None:

@@ -39,6 +39,7 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 import bench_jobs  # noqa: E402  (needs BENCH_DIR on sys.path)
+from common import DEMO_SPEC, TERMINAL, exit_on_sigterm, percentile  # noqa: E402
 
 from jupyter_jobctl import runtime as jc  # noqa: E402
 from jupyter_jobctl.errors import Conflict, JobNotFound  # noqa: E402
@@ -46,20 +47,8 @@ from jupyter_jobctl.manager import JobManager, StopPolicy  # noqa: E402
 
 POLL = 0.002  # seconds between polls
 WAIT_TIMEOUT = 60.0  # generous: a loaded machine must not turn a slow run into a crash
-TERMINAL = frozenset({"completed", "failed", "cancelled", "lost"})
 POLICY = StopPolicy(interrupt_after=0.2, stop_grace=0.5, kill_grace=0.3, heartbeat_interval=1.0)
 COOPERATIVE_SETTLE = 0.1  # after READY, poll status this long before stopping a cooperative job
-
-DEMO_SPEC: dict[str, Any] = {
-    "target": "jupyter_jobctl.examples.train:main",
-    "config": {
-        "mode": "smoke_test",
-        "epochs": 5,
-        "batch_size": 2,
-        "learning_rate": 0.001,
-        "optimizer": "adam",
-    },
-}
 
 GOAL_COOP_STOP_P99 = 0.150
 GOAL_START_P99 = 0.300
@@ -150,17 +139,6 @@ def stop_paths() -> list[StopPath]:
 
 
 # ------------------------------------------------------------------ statistics
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    k = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -828,11 +806,6 @@ def print_header(info: dict[str, Any], settings: Settings) -> None:
         f"policy: interrupt_after={p.interrupt_after}s stop_grace={p.stop_grace}s "
         f"kill_grace={p.kill_grace}s heartbeat_interval={p.heartbeat_interval}s"
     )
-
-
-def exit_on_sigterm(signum: int, _frame: Any) -> None:
-    """A plain ``kill`` still runs main's ``finally``, so no job outlives the benchmark."""
-    raise SystemExit(128 + signum)
 
 
 def signal_notes() -> list[str]:

@@ -35,7 +35,7 @@ soak (figure 9): ``--soak-cycles`` create/start/stop cycles over HTTP (``--soak-
    the job database in its environment, before and after (psutil).
 
 list (figure 8): ``GET /jobs?limit=50`` after ``--list-jobs`` finished jobs were written
-   straight into the database (``scheduler_compare.fill_jobctl``).
+   straight into the database (``common.fill_jobctl``).
 
 The server runs with ``--JobCtl.interrupt_after=0.5 --JobCtl.stop_grace=2
 --JobCtl.kill_grace=0.5`` (the default SIGINT delay, a shorter SIGTERM/SIGKILL ladder than
@@ -52,8 +52,6 @@ import itertools
 import json
 import math
 import multiprocessing as mp
-import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -69,22 +67,35 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 import bench_jobs  # noqa: E402
-from server_bench import (  # noqa: E402
+from common import (  # noqa: E402
     TERMINAL,
     TIMEOUT,
-    Api,
     ApiError,
     CpuMeter,
-    Prober,
     Report,
-    Server,
-    Stream,
-    StreamClosed,
-    finish_server,
-    is_type,
+    add_run_options,
+    add_server_arg,
+    add_size_options,
+    exit_on_sigterm,
+    fill_jobctl,
+    job_pids,
     machine,
     percentile,
     print_table,
+    sizes_from,
+    token_auth,
+    write_json,
+)
+from server_bench import (  # noqa: E402
+    API,
+    Api,
+    Figure,
+    Prober,
+    Server,
+    Stream,
+    StreamClosed,
+    is_type,
+    run_on_server,
 )
 from tornado.httpclient import HTTPRequest  # noqa: E402
 from tornado.websocket import websocket_connect  # noqa: E402
@@ -151,20 +162,6 @@ class BenchServer(Server):
         """The value the server gets for ``--name`` (the last one given wins)."""
         found = [a.split("=", 1)[1] for a in self.argv() if a.startswith(f"{name}=")]
         return found[-1] if found else None
-
-
-def job_pids(db_url: str) -> list[int]:
-    """Processes (supervisors, workers) carrying this database in their environment."""
-    marker = f"JOBCTL_DB_URL={db_url}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if marker in fh.read().split(b"\0"):
-                    found.append(int(name))
-    return found
 
 
 # ---------------------------------------------------------------------------- figure 1: stop
@@ -358,10 +355,10 @@ class Follower:
 
 
 async def follow(port: int, token: str, f: Follower, connected: asyncio.Event) -> None:
-    url = f"ws://127.0.0.1:{port}/jobctl/api/jobs/{f.job_id}/stream?after=0"
+    url = f"ws://127.0.0.1:{port}{API}/jobs/{f.job_id}/stream?after=0"
     req = HTTPRequest(
         url,
-        headers={"Authorization": f"token {token}"},
+        headers=token_auth(token),
         connect_timeout=TIMEOUT,
         request_timeout=TIMEOUT,
     )
@@ -834,8 +831,6 @@ async def bench_soak(api: Api, server: BenchServer, sizes: Sizes, report: Report
 async def bench_list(api: Api, server: BenchServer, sizes: Sizes, report: Report) -> None:
     """``GET /jobs?limit=50`` after ``list_jobs`` finished jobs were written straight into
     the database (as ``scheduler_compare.py`` does: the API would take minutes)."""
-    from scheduler_compare import fill_jobctl
-
     n = sizes.list_jobs
     print(f"[8] {n} finished jobs into the database, then GET /jobs?limit=50 ...", flush=True)
     base = time.time() - n - 3600  # older than this run's jobs: they stay the newest
@@ -855,7 +850,6 @@ async def bench_list(api: Api, server: BenchServer, sizes: Sizes, report: Report
 # ---------------------------------------------------------------------------- main
 
 
-Figure = Callable[[Api, BenchServer, Sizes, Report], Awaitable[None]]
 FIGURES: list[tuple[str, Figure]] = [
     ("stop", bench_stop),
     ("ingest", bench_ingest),
@@ -864,77 +858,22 @@ FIGURES: list[tuple[str, Figure]] = [
 ]
 
 
-async def run_figures(server: BenchServer, sizes: Sizes, report: Report, only: set[str]) -> None:
-    """Each figure in turn; one failing is reported and the others still run."""
-    api = Api(server)
-    try:
-        for name, fn in FIGURES:
-            if only and name not in only:
-                continue
-            t0 = time.perf_counter()
-            try:
-                await fn(api, server, sizes, report)
-            except (Exception, asyncio.TimeoutError) as exc:
-                report.problem(f"figure {name!r} failed: {type(exc).__name__}: {exc}")
-            report.check(f"{name}_s", round(time.perf_counter() - t0, 1))
-            print(f"    ({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
-    finally:
-        report.check("client_unexpected_http", len(api.unexpected))
-        for text in api.unexpected[:10]:
-            report.problem(f"unexpected answer: {text}")
-        api.close()
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: finishes in < 60 s")
-    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (server log, database)")
-    p.add_argument("--only", default="", help="comma-separated figures: stop,ingest,soak,list")
+    add_run_options(p, "comma-separated figures: stop,ingest,soak,list")
     p.add_argument("--db-url", help="an existing empty database (default: SQLite in a temp dir)")
-    p.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra jupyter server option, e.g. --server-arg=--JobCtl.stop_grace=3",
-    )
-    for name, value in asdict(Sizes()).items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None)
+    add_server_arg(p, "--JobCtl.stop_grace=3")
+    add_size_options(p, Sizes())
     return p.parse_args(argv)
-
-
-def sizes_from(args: argparse.Namespace) -> Sizes:
-    sizes = Sizes(**asdict(SMOKE)) if args.smoke else Sizes()
-    for name in asdict(sizes):
-        if getattr(args, name) is not None:
-            setattr(sizes, name, getattr(args, name))
-    if sizes.soak_kind not in ("training", "command"):
-        raise SystemExit("--soak-kind must be training or command")
-    return sizes
-
-
-def write_json(path: str, doc: dict[str, Any], report: Report) -> None:
-    doc = {
-        **doc,
-        "figures": {row.key: row.summary() for row in report.rows},
-        "checks": report.checks,
-        "problems": report.problems,
-        "server_log": report.server_log,
-    }
-    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
-
-
-def _exit_on_sigterm(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the clean-up in main()'s finally
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    sizes = sizes_from(args)
+    sizes = sizes_from(args, Sizes(), SMOKE)
+    if sizes.soak_kind not in ("training", "command"):
+        raise SystemExit("--soak-kind must be training or command")
     info = machine()
     root = Path(tempfile.mkdtemp(prefix="jobctl-ingest-bench-"))
     server = BenchServer(root, args.db_url, args.server_arg)
@@ -944,29 +883,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backend: {backend}; server options: {ladder}")
     print(f"sizes:   {asdict(sizes)}", flush=True)
     report = Report()
-    t0 = time.perf_counter()
-    interrupted = False
-    try:
-        report.check("server_start_s", round(server.start(), 2))
-        only = {s for s in args.only.split(",") if s}
-        asyncio.run(run_figures(server, sizes, report, only))
-    except (KeyboardInterrupt, SystemExit) as exc:
-        interrupted = True
-        report.problem(f"interrupted ({type(exc).__name__}): the figures are incomplete")
-    except Exception as exc:
-        report.problem(f"{type(exc).__name__}: {exc}")
-    finally:
-        finish_server(server, report)
-        report.check("total_s", round(time.perf_counter() - t0, 1))
-        if args.keep:
-            print(f"kept {root} (server log: {server.log_path})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    run = run_on_server(server, sizes, args, report, FIGURES, seconds_checks=True)
     print_table(report)
     if args.json:
         doc = {"machine": info, "sizes": asdict(sizes), "backend": backend, "server": ladder}
-        write_json(args.json, doc, report)
-    return 130 if interrupted else 1 if report.problems else 0
+        write_json(args.json, {**doc, **report.json_doc()})
+    return run.exit_status()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -45,10 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import cpu_model, end_group, exit_on_sigterm, free_port, kill_pids, pids_with_env
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 SQLITE, PG = "SQLite", "PostgreSQL"
+STEP_GRACE = 90.0  # seconds from SIGTERM to SIGKILL of a step: the scripts clean up on SIGTERM
 
 
 # ---------------------------------------------------------------------------- the steps
@@ -107,12 +109,6 @@ class Outcome:
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pg_bin() -> str | None:
@@ -194,39 +190,18 @@ def postgres_cluster() -> Iterator[Postgres]:
 # ---------------------------------------------------------------------------- running a step
 
 
-def processes_with_db_prefix(prefixes: list[str]) -> list[int]:
-    """Pids whose environment has a JOBCTL_DB_URL starting with one of ``prefixes``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                for item in fh.read().split(b"\0"):
-                    if item.startswith(b"JOBCTL_DB_URL="):
-                        url = item.split(b"=", 1)[1].decode(errors="replace")
-                        if any(url.startswith(p) for p in prefixes):
-                            found.append(int(name))
-    return found
-
-
 def sweep(prefixes: list[str]) -> list[int]:
-    """SIGKILL what a step left behind (its jobs' supervisors and workers)."""
-    pids = processes_with_db_prefix(prefixes)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    """SIGKILL what a step left behind (its jobs' supervisors and workers); their pids."""
+
+    def in_step(item: bytes) -> bool:
+        if not item.startswith(b"JOBCTL_DB_URL="):
+            return False
+        url = item.split(b"=", 1)[1].decode(errors="replace")
+        return any(url.startswith(p) for p in prefixes)
+
+    pids = pids_with_env(in_step)
+    kill_pids(pids)
     return pids
-
-
-def end_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the step's process group (the scripts clean up on it), then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, 90.0), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(wait)
-            return
 
 
 def run_step(step: Step, smoke: bool, run_dir: Path, db_url: str | None) -> Outcome:
@@ -249,9 +224,9 @@ def run_step(step: Step, smoke: bool, run_dir: Path, db_url: str | None) -> Outc
         out.returncode = proc.wait(timeout)
     except subprocess.TimeoutExpired:
         out.error = f"timed out after {timeout:.0f} s"
-        end_group(proc)
+        end_group(proc, STEP_GRACE)
     except BaseException:
-        end_group(proc)
+        end_group(proc, STEP_GRACE)
         raise
     finally:
         out.seconds = time.perf_counter() - t0
@@ -583,12 +558,7 @@ def machine(pg: str) -> dict[str, str]:
     import jupyter_server
     import psutil
 
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model() or "unknown"
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
@@ -697,13 +667,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _exit_on_sigterm(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     only = {s for s in args.only.split(",") if s}
     steps = [s for s in STEPS if not only or s.name in only]
     out = Path(args.out) if args.out else None

@@ -48,16 +48,12 @@ import json
 import math
 import os
 import platform
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -66,30 +62,37 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from common import ACTIVE as JOBCTL_ACTIVE
+from common import API as JOBCTL_API
+from common import (
+    DEMO_SPEC,
+    TIMEOUT,
+    ApiError,
+    JupyterServer,
+    Report,
+    cpus,
+    exit_on_sigterm,
+    fill_jobctl,
+    keep_or_remove,
+    kill_pids,
+    loadavg,
+    pids_with_env,
+    print_checks,
+    print_problems,
+    recorded,
+    sizes_from,
+    token_auth,
+    write_json,
+)
+from common import TERMINAL as JOBCTL_TERMINAL
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 DEFAULT_CACHE = BENCH_DIR / ".cache"
-TIMEOUT = 120.0  # generous: a loaded 2-CPU machine must not turn a slow run into a crash
 SLOW_POLL = 0.02  # seconds between looks while waiting for a job to end (not timed)
 MARKER_ENV = "SCHEDULER_COMPARE_RUN"
 
-JOBCTL_API = "/jobctl/api"
-JOBCTL_TERMINAL = frozenset({"completed", "failed", "cancelled", "lost"})
-JOBCTL_ACTIVE = ("initializing", "running", "paused", "stopping")
-JOBCTL_CREATE = {
-    "kind": "training",
-    "spec": {
-        "target": "jupyter_jobctl.examples.train:main",
-        "config": {
-            "mode": "smoke_test",
-            "epochs": 5,
-            "batch_size": 2,
-            "learning_rate": 0.001,
-            "optimizer": "adam",
-        },
-    },
-    "start": True,
-}
+JOBCTL_CREATE = {"kind": "training", "spec": DEMO_SPEC, "start": True}
 
 SCHED_DONE = frozenset({"COMPLETED", "FAILED"})
 NOTEBOOK_NAME = "hello.ipynb"
@@ -171,63 +174,6 @@ class Sizes:
 
 
 SMOKE = Sizes(runs=3, rows=500)
-
-
-# ---------------------------------------------------------------------------- statistics
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default); NaN for no samples."""
-    s = sorted(values)
-    if not s:
-        return math.nan
-    k = (len(s) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-@dataclass
-class Row:
-    key: str
-    label: str
-    samples: list[float]  # seconds
-    versus: str | None = None  # key of the jobctl row this one is divided by (p50 ratio)
-
-    def summary(self) -> dict[str, Any]:
-        ms = [v * 1000.0 for v in self.samples]
-        return {
-            "label": self.label,
-            "n": len(ms),
-            "p50_ms": percentile(ms, 50),
-            "p95_ms": percentile(ms, 95),
-            "p99_ms": percentile(ms, 99),
-            "max_ms": max(ms) if ms else math.nan,
-            "samples_ms": [round(v, 3) for v in ms],
-        }
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    def add(self, key: str, label: str, samples: list[float], versus: str | None = None) -> None:
-        self.rows.append(Row(key, label, samples, versus))
-
-    def check(self, key: str, value: Any) -> None:
-        self.checks[key] = value
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-        print(f"  ! {text}", flush=True)
-
-    def ratio(self, row: Row) -> float | None:
-        base = next((r for r in self.rows if r.key == row.versus), None)
-        if base is None or not base.samples or not row.samples:
-            return None
-        return percentile(row.samples, 50) / percentile(base.samples, 50)
 
 
 # ---------------------------------------------------------------------------- scheduler venv
@@ -319,22 +265,12 @@ def ensure_scheduler_venv(cache_dir: Path, spec: str) -> tuple[Path, dict[str, s
 # ---------------------------------------------------------------------------- HTTP
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ApiError(Exception):
-    pass
-
-
 class Client:
     """Blocking JSON client on one keep-alive connection (the same for both products)."""
 
     def __init__(self, port: int, token: str) -> None:
         self.port = port
-        self.headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+        self.headers = {**token_auth(token), "Content-Type": "application/json"}
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
 
     def close(self) -> None:
@@ -365,90 +301,30 @@ class Client:
 # ---------------------------------------------------------------------------- servers
 
 
-class Server:
+class Server(JupyterServer):
     """One ``python -m jupyter_server`` subprocess in its own process group and temp dirs."""
+
+    start_timeout = TIMEOUT
+    health_timeout = 5.0
 
     def __init__(
         self, name: str, python: Path, home: Path, extra_args: list[str], health: str, marker: str
     ) -> None:
+        super().__init__(home, home / "root", health, extra_args, python)
         self.name = name
-        self.python = python
-        self.home = home
-        self.root = home / "root"
-        self.extra_args = extra_args
-        self.health = health
         self.marker = marker
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
-        self.log_path = home / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         for sub in ("root", "runtime", "data", "config"):
             (home / sub).mkdir(parents=True, exist_ok=True)
 
-    def argv(self) -> list[str]:
-        return [
-            str(self.python),
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={self.port}",
-            "--allow-root",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
-            *self.extra_args,
-        ]
-
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("JOBCTL_JOB_ID", None)
+        env = super().env()
         env.pop("VIRTUAL_ENV", None)
         # as on a user's machine: imports cache their bytecode (jobctl's own modules change
         # in development; without this every job process would compile them from source)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PATH"] = f"{self.python.parent}{os.pathsep}{env.get('PATH', '')}"
         env[MARKER_ENV] = self.marker
-        for var, sub in (
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("JUPYTER_DATA_DIR", "data"),
-            ("JUPYTER_CONFIG_DIR", "config"),
-        ):
-            env[var] = str(self.home / sub)
         return env
-
-    def start(self, timeout: float = TIMEOUT) -> float:
-        """Start and poll the health route until 200; returns the seconds it took."""
-        t0 = time.perf_counter()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                cwd=self.home,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        url = f"http://127.0.0.1:{self.port}{self.health}"
-        headers = {"Authorization": f"token {self.token}"}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} server exited ({self.proc.returncode}):\n{self.tail()}"
-                )
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                req = urllib.request.Request(url, headers=headers)
-                with urllib.request.urlopen(req, timeout=5) as resp:
-                    if resp.status == 200:
-                        return time.perf_counter() - t0
-            time.sleep(0.05)
-        raise TimeoutError(
-            f"{self.name}: {self.health} not 200 within {timeout:.0f} s:\n{self.tail()}"
-        )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def client(self) -> Client:
         return Client(self.port, self.token)
@@ -467,27 +343,6 @@ class Server:
                 if fields[0] == "Z" and int(fields[1]) == self.proc.pid:
                     count += 1
         return count
-
-    def stop(self) -> None:
-        """SIGTERM the server's process group, SIGKILL it if it lingers."""
-        if self.proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
 
 
 def jobctl_server(home: Path, python: Path, marker: str) -> Server:
@@ -516,65 +371,6 @@ def jobctl_db_url(home: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- filling
-
-
-def fill_jobctl(db_url: str, rows: int, base: float) -> float:
-    """N completed command jobs with their status events, as a real run leaves them.
-
-    ``Store.create_job`` costs a transaction per job (~6 ms here: a minute for 10 000), so
-    the rows go in with one bulk insert through jobctl's own tables after ``upgrade()``.
-    """
-    from sqlalchemy import create_engine, insert
-
-    from jupyter_jobctl.models import events, jobs
-    from jupyter_jobctl.store import Store
-
-    t0 = time.perf_counter()
-    store = Store(db_url)
-    store.upgrade()
-    store.close()
-    host = socket.gethostname()
-    spec = json.dumps({"argv": ["true"]}, separators=(",", ":"))
-    job_rows, event_rows = [], []
-    trail = [
-        ("pending", None),
-        ("initializing", "pending"),
-        ("running", "initializing"),
-        ("completed", "running"),
-    ]
-    for i in range(rows):
-        job_id = uuid.uuid4().hex
-        created = base + i
-        job_rows.append(
-            {
-                "id": job_id,
-                "kind": "command",
-                "name": f"job{i}",
-                "status": "completed",
-                "spec": spec,
-                "attempt": 1,
-                "created_at": created,
-                "updated_at": created + 2.0,
-                "started_at": created + 0.05,
-                "finished_at": created + 2.0,
-                "last_seq": len(trail),
-                "metrics": "{}",
-                "exit_code": 0,
-                "host": host,
-            }
-        )
-        for seq, (status, before) in enumerate(trail, 1):
-            data = json.dumps({"status": status, "from": before}, separators=(",", ":"))
-            ts = created + (seq - 1) * 0.5
-            event_rows.append(
-                {"job_id": job_id, "seq": seq, "type": "status", "ts": ts, "data": data}
-            )
-    engine = create_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(insert(jobs), job_rows)
-        conn.execute(insert(events), event_rows)
-    engine.dispose()
-    return time.perf_counter() - t0
 
 
 def fill_scheduler(python: Path, db_url: str, rows: int, base: float, env_name: str) -> float:
@@ -937,19 +733,14 @@ def stop_all_scheduler(server: Server) -> list[str]:
 
 def marked_processes(marker: str) -> dict[int, str]:
     """Live (not zombie) processes carrying this run's marker: pid -> command line."""
-    needle = f"{MARKER_ENV}={marker}".encode()
+    entry = f"{MARKER_ENV}={marker}".encode()
     found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
+    for pid in pids_with_env(lambda item: item == entry):
         with contextlib.suppress(OSError):
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if needle not in fh.read().split(b"\0"):
-                    continue
-            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             if state != "Z":
-                found[int(name)] = cmd.strip()[:160]
+                found[pid] = cmd.strip()[:160]
     return found
 
 
@@ -960,9 +751,7 @@ def sweep_marker(marker: str, grace: float = 5.0) -> dict[int, str]:
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
         left = marked_processes(marker)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_pids(left)
     return left
 
 
@@ -1008,19 +797,11 @@ def clean_up(servers: list[Server], marker: str, report: Report) -> None:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
+        **cpus(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": loadavg(),
     }
 
 
@@ -1077,25 +858,21 @@ def print_table(report: Report) -> None:
             f"{fmt(s['p99_ms']):>9} {fmt(s['max_ms']):>9}  "
             f"{'' if ratio is None else f'{ratio:.1f}x':>6}"
         )
-    print("\nchecks:")
-    for key, value in report.checks.items():
-        print(f"  {key:<40} {value}")
-    print()
-    if report.problems:
-        print(f"problems ({len(report.problems)}):")
-        for text in report.problems:
-            print(f"  - {text}")
-    else:
-        print("problems: none")
+    print_checks(report, 40)
+    print_problems(report)
 
 
-def write_json(path: str, doc: dict[str, Any], report: Report) -> None:
-    figures = {}
-    for row in report.rows:
-        figures[row.key] = {**row.summary(), "ratio_p50": report.ratio(row), "versus": row.versus}
-    doc = {**doc, "figures": figures, "checks": report.checks, "problems": report.problems}
-    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
+def figures_json(report: Report) -> dict[str, Any]:
+    """Each figure with its samples (ms) and its ratio to the jobctl figure it is set against."""
+    return {
+        row.key: {
+            **row.summary(),
+            "samples_ms": [round(v * 1000.0, 3) for v in row.samples],
+            "ratio_p50": report.ratio(row),
+            "versus": row.versus,
+        }
+        for row in report.rows
+    }
 
 
 # ---------------------------------------------------------------------------- main
@@ -1115,14 +892,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scheduler-spec", default="jupyter-scheduler", help="pip requirement")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     return p.parse_args(argv)
-
-
-def sizes_from(args: argparse.Namespace) -> Sizes:
-    sizes = Sizes(**asdict(SMOKE)) if args.smoke else Sizes()
-    for name in ("runs", "rows", "gets"):
-        if getattr(args, name) is not None:
-            setattr(sizes, name, getattr(args, name))
-    return sizes
 
 
 def prepare(tmp: Path, sched_python: Path, rows: int, report: Report) -> None:
@@ -1161,14 +930,10 @@ def run_figures(servers: dict[str, Server], sizes: Sizes, only: set[str], report
         sc.close()
 
 
-def _exit_on_sigterm(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the clean-up in main()'s finally
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    sizes = sizes_from(args)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    sizes = sizes_from(args, Sizes(), SMOKE)
     jobctl_python = REPO / ".venv" / "bin" / "python"
     if not jobctl_python.exists():
         jobctl_python = Path(sys.executable)
@@ -1186,31 +951,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     report = Report()
     t0 = time.perf_counter()
-    interrupted = False
     try:
-        prepare(tmp, sched_python, sizes.rows, report)
-        run_figures(servers, sizes, {s for s in args.only.split(",") if s}, report)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        interrupted = True
-        report.problem(f"interrupted ({type(exc).__name__}): the figures are incomplete")
-    except Exception as exc:
-        report.problem(f"{type(exc).__name__}: {exc}")
-        for server in servers.values():
-            print(f"--- {server.name} server log (tail) ---\n{server.tail()}", flush=True)
+        with recorded(report) as run:
+            prepare(tmp, sched_python, sizes.rows, report)
+            run_figures(servers, sizes, {s for s in args.only.split(",") if s}, report)
+        if run.crashed:
+            for server in servers.values():
+                print(f"--- {server.name} server log (tail) ---\n{server.tail()}", flush=True)
     finally:
         clean_up(list(servers.values()), marker, report)
         report.check("total_s", round(time.perf_counter() - t0, 1))
-        report.check("loadavg_at_end", [round(x, 2) for x in os.getloadavg()])
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        report.check("loadavg_at_end", loadavg())
+        keep_or_remove(tmp, args.keep, f"kept {tmp}")
     print_table(report)
     if args.json:
-        write_json(
-            args.json, {"machine": info, "versions": versions, "sizes": asdict(sizes)}, report
-        )
-    return 130 if interrupted else 1 if report.problems else 0
+        figures = figures_json(report)
+        doc = {"machine": info, "versions": versions, "sizes": asdict(sizes), "figures": figures}
+        write_json(args.json, {**doc, "checks": report.checks, "problems": report.problems})
+    return run.exit_status()
 
 
 if __name__ == "__main__":

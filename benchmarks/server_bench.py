@@ -38,16 +38,9 @@ import contextlib
 import http.client
 import itertools
 import json
-import math
 import multiprocessing as mp
-import os
-import platform
 import re
-import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,19 +48,39 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from common import (
+    ACTIVE,
+    API,
+    TERMINAL,
+    TIMEOUT,
+    ApiError,
+    CpuMeter,
+    JupyterServer,
+    Report,
+    Run,
+    add_run_options,
+    add_server_arg,
+    add_size_options,
+    exit_on_sigterm,
+    job_pids,
+    keep_or_remove,
+    kill_pids,
+    loadavg,
+    machine,
+    print_table,
+    recorded,
+    sizes_from,
+    write_json,
+)
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 BENCH_DIR = Path(__file__).resolve().parent
-API = "/jobctl/api"
-TIMEOUT = 120.0  # generous: a loaded 2-CPU machine must not turn a slow run into a crash
 POLL = 0.05  # seconds between looks at a job's status while waiting for a condition
-TERMINAL = frozenset({"completed", "failed", "cancelled", "lost"})
-ACTIVE = ("initializing", "running", "paused", "stopping")
 TICK_RE = re.compile(r"^tick \d+ t=(\d+\.\d+)$")
 
 
@@ -105,91 +118,7 @@ SMOKE = Sizes(
 )
 
 
-# ---------------------------------------------------------------------------- statistics
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default); NaN for no samples."""
-    s = sorted(values)
-    if not s:
-        return math.nan
-    k = (len(s) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-@dataclass
-class Row:
-    key: str
-    label: str
-    samples: list[float]  # seconds
-
-    def summary(self) -> dict[str, Any]:
-        ms = [v * 1000.0 for v in self.samples]
-        return {
-            "label": self.label,
-            "n": len(ms),
-            "p50_ms": percentile(ms, 50),
-            "p95_ms": percentile(ms, 95),
-            "p99_ms": percentile(ms, 99),
-            "max_ms": max(ms) if ms else math.nan,
-        }
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    server_log: list[str] = field(default_factory=list)
-
-    def add(self, key: str, label: str, samples: list[float]) -> None:
-        self.rows.append(Row(key, label, samples))
-
-    def check(self, key: str, value: Any) -> None:
-        self.checks[key] = value
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-        print(f"  ! {text}", flush=True)
-
-
-class CpuMeter:
-    """CPU seconds used by this process and the server process over a phase, and its wall time.
-
-    Tells whether a figure is bound by the server or by this (Python) client.
-    """
-
-    def __init__(self, server: Server) -> None:
-        import psutil
-
-        self.server = psutil.Process(server.proc.pid) if server.proc else None
-        self.t0 = time.perf_counter()
-        self.client0 = time.process_time()
-        self.server0 = self._server_cpu()
-
-    def _server_cpu(self) -> float:
-        if self.server is None:
-            return math.nan
-        times = self.server.cpu_times()
-        return times.user + times.system
-
-    def result(self) -> dict[str, float]:
-        return {
-            "wall_s": round(time.perf_counter() - self.t0, 2),
-            "server_cpu_s": round(self._server_cpu() - self.server0, 2),
-            "client_cpu_s": round(time.process_time() - self.client0, 2),
-        }
-
-
 # ---------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_json(
@@ -214,18 +143,13 @@ def http_json(
             return exc.code, raw.decode(errors="replace")
 
 
-class Server:
+class Server(JupyterServer):
     """A ``jupyter server`` subprocess with the extension, in its own process group."""
 
     def __init__(self, root: Path, extra_args: Sequence[str] = ()) -> None:
-        self.root = root
-        self.extra_args = list(extra_args)
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
+        super().__init__(root, root, f"{API}/health", extra_args)
         db_args = [a.split("=", 1)[1] for a in self.extra_args if a.startswith("--JobCtl.db_url=")]
         self.db_url = db_args[-1] if db_args else f"sqlite:///{root}/jobctl.db"
-        self.log_path = root / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def base(self) -> str:
@@ -235,88 +159,15 @@ class Server:
     def ws_base(self) -> str:
         return f"ws://127.0.0.1:{self.port}{API}"
 
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-    def argv(self) -> list[str]:
-        # traitlets refuses an option given twice: one in extra_args replaces the default
-        given = {a.split("=", 1)[0] for a in self.extra_args}
-        defaults = [
-            f"--port={self.port}", "--allow-root", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
+    def options(self) -> list[str]:
+        return [
             "--ServerApp.jpserver_extensions={'jupyter_jobctl': True}",
             f"--JobCtl.db_url={self.db_url}", "--JobCtl.interrupt_after=0.5",
             "--JobCtl.stop_grace=3", "--JobCtl.kill_grace=2",
         ]  # fmt: skip
-        return [
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
-            *(a for a in defaults if a.split("=", 1)[0] not in given), *self.extra_args,
-        ]  # fmt: skip
-
-    def start(self, timeout: float = 60.0) -> float:
-        """Start and poll /health until 200; returns the seconds it took."""
-        env = dict(os.environ)
-        for name, sub in (
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("JUPYTER_DATA_DIR", "data"),
-            ("JUPYTER_CONFIG_DIR", "config"),
-        ):
-            env[name] = str(self.root / sub)
-        env.pop("JOBCTL_JOB_ID", None)
-        t0 = time.perf_counter()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                cwd=self.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"jupyter server exited ({self.proc.returncode}):\n{self.tail()}"
-                )
-            with contextlib.suppress(OSError, ValueError):
-                if http_json("GET", f"{self.base}/health", timeout=2)[0] == 200:
-                    return time.perf_counter() - t0
-            time.sleep(POLL)
-        raise TimeoutError(f"/health did not answer 200 within {timeout:.0f} s:\n{self.tail()}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM the server's process group, SIGKILL it if it lingers."""
-        if self.proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError):  # stragglers of the group (npm, lsp...)
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
 
 
 # ---------------------------------------------------------------------------- HTTP client
-
-
-class ApiError(Exception):
-    pass
 
 
 class Api:
@@ -875,20 +726,7 @@ def stop_all_jobs(server: Server, timeout: float = 90.0) -> list[str]:
 
 def sweep_leftovers(db_url: str) -> list[int]:
     """SIGKILL processes (supervisors, workers) still carrying our database URL; their pids."""
-    marker = f"JOBCTL_DB_URL={db_url}".encode()
-    killed = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if marker not in fh.read().split(b"\0"):
-                    continue
-            os.kill(int(name), signal.SIGKILL)
-            killed.append(int(name))
-        except (OSError, ProcessLookupError):
-            continue
-    return killed
+    return kill_pids(job_pids(db_url))
 
 
 def server_log_findings(log_path: Path, limit: int = 15) -> tuple[Counter[str], list[str]]:
@@ -918,30 +756,6 @@ def server_log_findings(log_path: Path, limit: int = 15) -> tuple[Counter[str], 
 # ---------------------------------------------------------------------------- output
 
 
-def machine() -> dict[str, Any]:
-    import jupyter_server
-    import psutil
-    import tornado
-
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "tornado": tornado.version,
-        "jupyter_server": jupyter_server.__version__,
-    }
-
-
 def print_header(info: dict[str, Any], sizes: Sizes, smoke: bool, extra: list[str]) -> None:
     print(f"jupyter_jobctl server benchmark ({'smoke' if smoke else 'full'} size)")
     print(
@@ -963,61 +777,32 @@ def print_header(info: dict[str, Any], sizes: Sizes, smoke: bool, extra: list[st
     )
 
 
-def print_table(report: Report) -> None:
-    print()
-    print(f"{'figure':<52} {'n':>6} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9}   (ms)")
-    print("-" * 103)
-    for row in report.rows:
-        s = row.summary()
-        print(
-            f"{s['label']:<52} {s['n']:>6} {s['p50_ms']:>9.1f} {s['p95_ms']:>9.1f} "
-            f"{s['p99_ms']:>9.1f} {s['max_ms']:>9.1f}"
-        )
-    print()
-    print("checks:")
-    for key, value in report.checks.items():
-        print(f"  {key:<34} {value}")
-    if report.server_log:
-        print("  server log (first distinct error/warning lines):")
-        for text in report.server_log:
-            print(f"    {text}")
-    print()
-    if report.problems:
-        print(f"problems ({len(report.problems)}):")
-        for text in report.problems:
-            print(f"  - {text}")
-    else:
-        print("problems: none")
-
-
-def write_json(path: str, info: dict[str, Any], sizes: Sizes, report: Report) -> None:
-    doc = {
-        "machine": info,
-        "sizes": asdict(sizes),
-        "figures": {row.key: row.summary() for row in report.rows},
-        "checks": report.checks,
-        "problems": report.problems,
-        "server_log": report.server_log,
-    }
-    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
-
-
 # ---------------------------------------------------------------------------- main
 
 
-Figure = Callable[[Api, Server, Sizes, Report], Awaitable[None]]
+# the server and sizes are those of the script running the figures (see ingest_soak_bench.py)
+Figure = Callable[[Api, Any, Any, Report], Awaitable[None]]
+FIGURES: list[tuple[str, Figure]] = [
+    ("stop", bench_stop),
+    ("latency", bench_latency),
+    ("replay", bench_replay),
+    ("list", bench_list),
+]
 
 
-async def run_figures(server: Server, sizes: Sizes, report: Report, only: set[str]) -> None:
-    """Each figure in turn; one failing is reported and the others still run."""
+async def run_figures(
+    server: Server,
+    sizes: Any,
+    report: Report,
+    only: set[str],
+    figures: Sequence[tuple[str, Figure]] = FIGURES,
+    seconds_checks: bool = False,
+) -> None:
+    """Each figure in turn; one failing is reported and the others still run.
+
+    ``seconds_checks``: each figure's time is also a check (``<name>_s``).
+    """
     api = Api(server)
-    figures: list[tuple[str, Figure]] = [
-        ("stop", bench_stop),
-        ("latency", bench_latency),
-        ("replay", bench_replay),
-        ("list", bench_list),
-    ]
     try:
         for name, fn in figures:
             if only and name not in only:
@@ -1027,6 +812,8 @@ async def run_figures(server: Server, sizes: Sizes, report: Report, only: set[st
                 await fn(api, server, sizes, report)
             except Exception as exc:
                 report.problem(f"figure {name!r} failed: {type(exc).__name__}: {exc}")
+            if seconds_checks:
+                report.check(f"{name}_s", round(time.perf_counter() - t0, 1))
             print(f"    ({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
     finally:
         report.check("client_unexpected_http", len(api.unexpected))
@@ -1035,32 +822,37 @@ async def run_figures(server: Server, sizes: Sizes, report: Report, only: set[st
         api.close()
 
 
+def run_on_server(
+    server: Server,
+    sizes: Any,
+    args: argparse.Namespace,
+    report: Report,
+    figures: Sequence[tuple[str, Figure]] = FIGURES,
+    seconds_checks: bool = False,
+) -> Run:
+    """Start the server and run the figures of ``--only``; then, whatever happened, stop
+    every job, kill the server, sweep, and remove its temp dir (unless ``--keep``)."""
+    t0 = time.perf_counter()
+    try:
+        with recorded(report) as run:
+            report.check("server_start_s", round(server.start(), 2))
+            only = {s for s in args.only.split(",") if s}
+            asyncio.run(run_figures(server, sizes, report, only, figures, seconds_checks))
+    finally:
+        finish_server(server, report)
+        report.check("total_s", round(time.perf_counter() - t0, 1))
+        keep_or_remove(
+            server.root, args.keep, f"kept {server.root} (server log: {server.log_path})"
+        )
+    return run
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: finishes in < 60 s")
-    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (server log, database)")
-    p.add_argument(
-        "--only", default="", help="comma-separated figures to run: stop,latency,replay,list"
-    )
-    p.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra jupyter server option, e.g. --server-arg=--JobCtl.tail_interval=0.1",
-    )
-    for name, value in asdict(Sizes()).items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None)
+    add_run_options(p, "comma-separated figures to run: stop,latency,replay,list")
+    add_server_arg(p, "--JobCtl.tail_interval=0.1")
+    add_size_options(p, Sizes())
     return p.parse_args(argv)
-
-
-def sizes_from(args: argparse.Namespace) -> Sizes:
-    sizes = Sizes(**asdict(SMOKE)) if args.smoke else Sizes()
-    for name in asdict(sizes):
-        if getattr(args, name) is not None:
-            setattr(sizes, name, getattr(args, name))
-    return sizes
 
 
 def finish_server(server: Server, report: Report) -> None:
@@ -1077,43 +869,21 @@ def finish_server(server: Server, report: Report) -> None:
     report.server_log = samples
 
 
-def _exit_on_sigterm(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the clean-up in main()'s finally
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    sizes = sizes_from(args)
+    sizes = sizes_from(args, Sizes(), SMOKE)
     info = machine()
     print_header(info, sizes, args.smoke, args.server_arg)
-    root = Path(tempfile.mkdtemp(prefix="jobctl-server-bench-"))
-    server = Server(root, args.server_arg)
+    server = Server(Path(tempfile.mkdtemp(prefix="jobctl-server-bench-")), args.server_arg)
     report = Report()
-    t0 = time.perf_counter()
-    interrupted = False
-    try:
-        report.check("server_start_s", round(server.start(), 2))
-        only = {s for s in args.only.split(",") if s}
-        asyncio.run(run_figures(server, sizes, report, only))
-    except (KeyboardInterrupt, SystemExit) as exc:
-        interrupted = True
-        report.problem(f"interrupted ({type(exc).__name__}): the figures are incomplete")
-    except Exception as exc:
-        report.problem(f"{type(exc).__name__}: {exc}")
-    finally:
-        finish_server(server, report)
-        report.check("total_s", round(time.perf_counter() - t0, 1))
-        report.check("loadavg_at_end", [round(x, 2) for x in os.getloadavg()])
-        if args.keep:
-            print(f"kept {root} (server log: {server.log_path})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    run = run_on_server(server, sizes, args, report)
+    report.check("loadavg_at_end", loadavg())
     print_table(report)
     if args.json:
-        write_json(args.json, info, sizes, report)
-    return 130 if interrupted else 1 if report.problems else 0
+        write_json(args.json, {"machine": info, "sizes": asdict(sizes), **report.json_doc()})
+    return run.exit_status()
 
 
 if __name__ == "__main__":
