@@ -154,7 +154,11 @@ class BenchServer(Server):
     """``server_bench.Server`` with this script's stop ladder, on any database."""
 
     def __init__(self, root: Path, db_url: str | None, extra_args: Sequence[str]) -> None:
-        super().__init__(root, [*LADDER_ARGS, *extra_args])
+        # an option given on the command line replaces the ladder default (traitlets refuses
+        # the same option twice)
+        given = {arg.split("=", 1)[0] for arg in extra_args}
+        ladder = [arg for arg in LADDER_ARGS if arg.split("=", 1)[0] not in given]
+        super().__init__(root, [*ladder, *extra_args])
         if db_url:
             self.db_url = db_url
 

@@ -100,6 +100,7 @@ class JobCtl(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self.manager.run_reconciler(retention_days=self.retention_days)
         self.hub.ensure_started()
+        self.db_pool.submit(self.manager.warm)  # the first job should not wait for imports
 
     async def stop_extension(self) -> None:
         await self.hub.stop()

@@ -323,11 +323,18 @@ class JobManager:
         self._reconciler = threading.Thread(target=loop, name="jobctl-reconciler", daemon=True)
         self._reconciler.start()
 
+    def warm(self) -> None:
+        """Get ready to start jobs fast (the local executor's launcher imports once)."""
+        warm = getattr(self.executor, "warm", None)
+        if warm is not None:
+            warm(self.db_url)
+
     def close(self) -> None:
-        """Release database connections. Running jobs are not touched."""
+        """Release database connections and the launcher. Running jobs are not touched."""
         self._closing.set()
         if self._reconciler is not None:
             self._reconciler.join(timeout=5)
+        self.executor.close()
         self.store.close()
 
 

@@ -169,6 +169,14 @@ def _terminal_log(status: str) -> str:
     return f"Job is already {status}; nothing to do."
 
 
+def preload_driver(url: str) -> None:
+    """Import the SQLAlchemy dialect and database driver of ``url`` without connecting.
+
+    The launcher calls this once, so the supervisors it forks start with them loaded.
+    """
+    make_url(url).get_dialect().import_dbapi()
+
+
 class Store:
     """Jobs and their events in SQLite (WAL) or PostgreSQL, through one code path."""
 
@@ -631,6 +639,25 @@ class Store:
                 return False
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         return True
+
+    def worker_started(self, job_id: str, attempt: int, worker: Any, *, running: bool) -> str:
+        """Record the worker's identity (pid, start ticks, boot id) and, if ``running``, move
+        initializing -> running in the same transaction. Returns the job's status afterwards
+        ("gone" for a stale attempt)."""
+        with self._tx() as conn:
+            row = self._fenced(conn, job_id, attempt)
+            if row is None:
+                return "gone"
+            values = {
+                "worker_pid": worker.pid,
+                "worker_start": worker.start,
+                "boot_id": worker.boot,
+            }
+            if running and row["status"] == JobState.INITIALIZING.value:
+                self._set_status(conn, row, "running", values=values)
+                return "running"
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+            return str(row["status"])
 
     def set_worker_stopped(self, job_id: str, attempt: int, stopped: bool) -> None:
         with self._tx() as conn:

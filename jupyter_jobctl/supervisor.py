@@ -137,16 +137,14 @@ class Supervisor:
             )
             return 0
         assert self.worker_id is not None
-        self.store.record_process(
+        # a command runs once its process exists; a Python worker says so itself, when its
+        # runtime is attached and the job's code is about to run
+        self.store.worker_started(
             self.job_id,
             self.attempt,
-            "worker",
-            self.worker_id.pid,
-            self.worker_id.start,
-            self.worker_id.boot,
+            self.worker_id,
+            running=row["kind"] == "command",
         )
-        if row["kind"] == "command":
-            self.store.mark_running(self.job_id, self.attempt)
         status = self._watch(row)
         return self._finish(status)
 
@@ -302,10 +300,9 @@ class Supervisor:
         return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    launch = json.loads(os.environ.pop(LAUNCH_ENV, "null"))
-    sup = Supervisor(argv[0], int(argv[1]), os.environ["JOBCTL_DB_URL"])
+def run_attempt(job_id: str, attempt: int, db_url: str, launch: dict[str, Any] | None) -> int:
+    """Supervise one attempt: from ``main`` or in a child forked by the launcher."""
+    sup = Supervisor(job_id, attempt, db_url)
     try:
         return sup.run(launch)
     except BaseException as exc:
@@ -314,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sup.store is not None:
             sup.store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    launch = json.loads(os.environ.pop(LAUNCH_ENV, "null"))
+    return run_attempt(argv[0], int(argv[1]), os.environ["JOBCTL_DB_URL"], launch)
 
 
 if __name__ == "__main__":

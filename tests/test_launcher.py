@@ -1,0 +1,82 @@
+"""The warm launcher: supervisors forked from it, a dead launcher falls back, close ends it."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+import psutil
+
+from conftest import TESTS_DIR, log_lines, wait_for, wait_status, wait_terminal
+from jupyter_jobctl.manager import JobManager
+
+
+def cooperative(**config: object) -> dict:
+    return {"target": "jobs:cooperative", "config": config, "cwd": str(TESTS_DIR)}
+
+
+def quick() -> dict:
+    return {"target": "jobs:quick", "config": {}, "cwd": str(TESTS_DIR)}
+
+
+def parent_of(pid: int) -> int:
+    return psutil.Process(pid).ppid()
+
+
+def test_supervisors_are_forked_by_the_launcher(manager: JobManager) -> None:
+    manager.warm()
+    launcher = manager.executor.launcher_pid()
+    assert launcher is not None and psutil.pid_exists(launcher)
+    job, _ = manager.create("training", cooperative(), start=True)
+    row = wait_status(manager, job["id"], "running")
+    sup = manager.store.get_row(job["id"])["supervisor_pid"]
+    assert parent_of(sup) == launcher
+    assert os.getsid(sup) == sup  # its own session: it outlives the server
+    # the worker is a fresh Python (not a fork), so it carries the job's environment marker
+    worker = psutil.Process(manager.store.get_row(job["id"])["worker_pid"])
+    assert worker.environ().get("JOBCTL_JOB_ID") == job["id"]
+    assert "jupyter_jobctl.worker" in " ".join(worker.cmdline())
+    manager.stop(job["id"])
+    assert wait_terminal(manager, job["id"])["status"] == "cancelled"
+    assert row["status"] == "running"
+    done, _ = manager.create("training", quick(), start=True)
+    assert wait_terminal(manager, done["id"])["status"] == "completed"
+    assert "quick job done" in log_lines(manager, done["id"])
+    # the launcher reaps finished supervisors: none stays a zombie
+    wait_for(lambda: manager.executor.pending_children() == 0, what="supervisors to exit")
+    wait_for(
+        lambda: not [c for c in psutil.Process(launcher).children() if c.status() == "zombie"],
+        what="the launcher to reap its children",
+    )
+
+
+def test_a_dead_launcher_falls_back_to_fresh_supervisors(manager: JobManager) -> None:
+    manager.warm()
+    launcher = manager.executor.launcher_pid()
+    assert launcher is not None
+    os.kill(launcher, signal.SIGKILL)
+    wait_for(lambda: manager.executor.launcher_pid() is None, what="the launcher to die")
+    job, _ = manager.create("training", quick(), start=True)
+    assert wait_terminal(manager, job["id"])["status"] == "completed"
+    sup = manager.store.get_row(job["id"])["supervisor_pid"]
+    assert sup is not None and sup != launcher
+
+
+def test_closing_the_manager_ends_the_launcher_not_the_jobs(
+    make_manager: Callable[..., JobManager],
+) -> None:
+    first = make_manager()
+    first.warm()
+    launcher = first.executor.launcher_pid()
+    job, _ = first.create("training", cooperative(), start=True)
+    wait_status(first, job["id"], "running")
+    first.close()
+    assert launcher is not None and not psutil.pid_exists(launcher)  # close() waited for it
+    assert first.executor.launcher_pid() is None
+    second = make_manager()
+    outcome = second.reconcile()
+    assert job["id"] in outcome["adopted"]
+    assert second.get(job["id"])["status"] == "running"
+    second.stop(job["id"])
+    assert wait_terminal(second, job["id"])["status"] == "cancelled"
