@@ -175,6 +175,7 @@ def spawn(
     stdout: int | IO[Any] | None = subprocess.DEVNULL,
     stderr: int | IO[Any] | None = subprocess.DEVNULL,
     stdin: int | None = subprocess.DEVNULL,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start a process; stdin is /dev/null unless a pipe is asked for (jobs never read the
     server's terminal)."""
@@ -189,6 +190,7 @@ def spawn(
         process_group=0 if new_group else None,
         preexec_fn=lambda: _child_setup(die_with_parent),
         close_fds=True,
+        pass_fds=tuple(pass_fds),
     )
 
 

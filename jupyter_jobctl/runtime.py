@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -27,6 +27,7 @@ T = TypeVar("T")
 FLUSH_INTERVAL = 0.05
 POLL_INTERVAL = 0.025  # stop/pause flag: half the flush period, for quick cooperative stops
 PROGRESS_INTERVAL = 0.2  # at most this often a progress event per loop
+STORE_WAIT = 60.0  # seconds a flush waits for the reporter thread to open the database
 MAX_BATCH = 2000
 
 __all__ = ["Cancelled", "Job", "current"]
@@ -78,11 +79,17 @@ class Job:
     # set by the poller: a stop or pause is pending, so checkpoints must look closer
     _flag = False
 
-    def __init__(self, job_id: str, attempt: int, config: dict[str, Any], store: Any) -> None:
+    def __init__(
+        self, job_id: str, attempt: int, config: dict[str, Any], open_store: Callable[[], Any]
+    ) -> None:
         self.id = job_id
         self.attempt = attempt
         self.config = config
-        self._store = store
+        # the store (SQLAlchemy: ~200 ms to import) is opened by the reporter thread, so the
+        # job's code starts at once; reports queue up meanwhile
+        self._open_store = open_store
+        self._store: Any = None
+        self._store_ready = threading.Event()
         self._queue: deque[tuple[str, dict[str, Any]]] = deque()
         self._latest: dict[str, Any] = {}
         self._latest_lock = threading.Lock()
@@ -206,7 +213,20 @@ class Job:
 
     # ---------------------------------------------------------------- background thread
 
+    def _connect(self) -> None:
+        try:
+            while self._store is None:
+                try:
+                    self._store = self._open_store()
+                except Exception as exc:  # e.g. a database path that cannot be made: say why
+                    print(f"[jobctl] cannot open the job database: {exc}", file=sys.__stderr__)
+                    if self._closed.wait(1.0):
+                        return
+        finally:
+            self._store_ready.set()  # opened, or given up (then ``_store`` stays None)
+
     def _run(self) -> None:
+        self._connect()
         next_flush = 0.0
         while not self._closed.wait(POLL_INTERVAL):
             try:
@@ -224,6 +244,8 @@ class Job:
 
     def flush(self) -> None:
         """Write everything queued so far (called by the thread, and at exit)."""
+        if not self._store_ready.wait(STORE_WAIT) or self._store is None:
+            raise RuntimeError("the job database could not be opened; reports are queued")
         with self._flush_lock:
             while self._queue or self._latest:
                 batch: list[tuple[str, dict[str, Any]]] = []
@@ -250,6 +272,9 @@ class Job:
         """Stop the reporter, write what is queued, release the database connections."""
         self._closed.set()
         self._thread.join(timeout=5)
+        if not self._store_ready.wait(STORE_WAIT) or self._store is None:
+            print("[jobctl] the job database never opened: reports are lost", file=sys.__stderr__)
+            return
         try:
             for _ in range(50):
                 try:
@@ -258,8 +283,8 @@ class Job:
                 except Exception:
                     time.sleep(0.1)
         finally:
-            # pooled connections left to interpreter shutdown slow the worker's exit (and so
-            # every stop) by hundreds of ms on PostgreSQL
+            # close the pooled connections cleanly now rather than at interpreter shutdown
+            # (what made the worker's exit slow was the collector: see worker._freeze_own_heap)
             self._store.close()
 
 
@@ -312,12 +337,26 @@ def current() -> Job | _StandIn:
     return _standin
 
 
-def attach(job_id: str, attempt: int, db_url: str, config: dict[str, Any]) -> Job:
-    """Called once by the worker: connect to the store and start the reporter thread."""
+def attach(
+    job_id: str,
+    attempt: int,
+    db_url: str,
+    config: dict[str, Any],
+    opened: Callable[[], None] | None = None,
+) -> Job:
+    """Called once by the worker: start the reporter thread (which opens the store, then
+    calls ``opened``)."""
     global _current
-    from .store import Store
 
-    _current = Job(job_id, attempt, config, Store(db_url))
+    def open_store() -> Any:
+        from .store import Store
+
+        store = Store(db_url)
+        if opened is not None:
+            opened()
+        return store
+
+    _current = Job(job_id, attempt, config, open_store)
     return _current
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,13 +20,13 @@ import time
 from collections import deque
 from typing import IO, Any
 
-from . import processes
+from . import handshake, processes
 from .processes import Identity
 
 # The store (SQLAlchemy) is imported only after the worker was spawned: the two imports then
 # overlap, which roughly halves create+start -> running.
 
-LAUNCH_ENV = "JOBCTL_LAUNCH"  # kind + spec, so the worker starts before the store is imported
+LAUNCH_ENV = handshake.PLAN_ENV  # kind + spec, so the worker starts before the store imports
 MAX_LAUNCH = 100_000
 TICK = 0.025  # how often the job row is read for stop/pause
 FLUSH_EVERY = 0.05
@@ -57,6 +58,7 @@ class Supervisor:
         self.worker_id: Identity | None = None
         self.sent: set[str] = set()
         self.group_stopped = False
+        self.handshake: socket.socket | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -159,19 +161,30 @@ class Supervisor:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        theirs: socket.socket | None = None
         if kind == "command":
             argv = list(spec["argv"])
         else:
             argv = [sys.executable, "-m", "jupyter_jobctl.worker", self.job_id, str(self.attempt)]
-        self.worker = processes.spawn(
-            argv,
-            env=env,
-            cwd=spec.get("cwd"),
-            new_group=True,
-            die_with_parent=True,  # fate-share: a worker never runs unsupervised
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+            self.handshake, theirs = socket.socketpair()
+            env[handshake.FD_ENV] = str(theirs.fileno())
+            plan = json.dumps({"kind": kind, "spec": spec})
+            if len(plan) < MAX_LAUNCH:  # the worker needs no database read before it is ready
+                env[LAUNCH_ENV] = plan
+        try:
+            self.worker = processes.spawn(
+                argv,
+                env=env,
+                cwd=spec.get("cwd"),
+                new_group=True,
+                die_with_parent=True,  # fate-share: a worker never runs unsupervised
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=[theirs.fileno()] if theirs is not None else [],
+            )
+        finally:
+            if theirs is not None:
+                theirs.close()
         self.worker_id = Identity.of(self.worker.pid)
         assert self.worker_id is not None and self.worker.stdout and self.worker.stderr
         self.pumps = [
@@ -185,13 +198,19 @@ class Supervisor:
         pidfd = os.pidfd_open(self.worker.pid)
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
+        if self.handshake is not None:
+            poller.register(self.handshake.fileno(), select.POLLIN)
         interval = row["heartbeat_interval"] or 1.0
         next_beat = time.monotonic() + interval
         next_flush = time.monotonic() + FLUSH_EVERY
         command = row["kind"] == "command"
         try:
             while True:
-                if poller.poll(TICK * 1000):
+                ready = dict(poller.poll(TICK * 1000))
+                if self.handshake is not None and self.handshake.fileno() in ready:
+                    poller.unregister(self.handshake.fileno())
+                    self._answer_worker()
+                if pidfd in ready:
                     break
                 now = time.monotonic()
                 if now >= next_flush:
@@ -214,6 +233,18 @@ class Supervisor:
             pump.thread.join(timeout=2)
         self.flush()
         return wait_status
+
+    def _answer_worker(self) -> None:
+        """The worker is ready: mark the job running and tell it to go (or to stop)."""
+        assert self.handshake is not None
+        try:
+            if self.handshake.recv(1) == handshake.READY:
+                handshake.answer(self.handshake, self.store.mark_running(self.job_id, self.attempt))
+        except OSError:
+            pass  # the worker is gone; its exit is what we record
+        finally:
+            self.handshake.close()
+            self.handshake = None
 
     def _obey(self, command: bool) -> None:
         """One look at the job row: run the stop ladder or pause/resume a command job."""

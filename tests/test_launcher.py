@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import threading
 from collections.abc import Callable
 
 import psutil
@@ -80,3 +83,45 @@ def test_closing_the_manager_ends_the_launcher_not_the_jobs(
     assert second.get(job["id"])["status"] == "running"
     second.stop(job["id"])
     assert wait_terminal(second, job["id"])["status"] == "cancelled"
+
+
+def test_the_jobs_code_sees_no_start_up_plumbing(manager: JobManager, tmp_path) -> None:
+    out = tmp_path / "seen.json"
+    spec = {"target": "jobs:report_environment", "config": {"out": str(out)}, "cwd": str(TESTS_DIR)}
+    job, _ = manager.create("training", spec, start=True)
+    assert wait_terminal(manager, job["id"])["status"] == "completed"
+    seen = json.loads(out.read_text())
+    # the handshake socket and the launch plan are taken out before the job's code runs
+    assert seen["env"] == ["JOBCTL_ATTEMPT", "JOBCTL_DB_URL", "JOBCTL_JOB_ID"]
+    assert seen["running"]
+    statuses = [e["data"]["status"] for e in manager.events(job["id"]) if e["type"] == "status"]
+    assert statuses == ["pending", "initializing", "running", "completed"]
+
+
+def _supervise_once(end: socket.socket, status: str) -> None:
+    from jupyter_jobctl import handshake
+
+    if end.recv(1) == handshake.READY:
+        handshake.answer(end, status)
+
+
+def test_handshake_answers(monkeypatch) -> None:
+    from jupyter_jobctl import handshake
+
+    for status, expected in (("running", True), ("paused", True), ("stopping", False)):
+        ours, theirs = socket.socketpair()
+        monkeypatch.setenv(handshake.FD_ENV, str(theirs.detach()))
+        end = handshake.worker_end()
+        assert end is not None and handshake.FD_ENV not in os.environ
+        ours.settimeout(5)
+        answered = threading.Thread(target=_supervise_once, args=(ours, status))
+        answered.start()
+        assert handshake.ready(end) is expected
+        answered.join()
+        ours.close()
+    # a supervisor that vanished before answering: the job's code must not start
+    ours, theirs = socket.socketpair()
+    ours.close()
+    assert handshake.ready(theirs) is False
+    monkeypatch.delenv(handshake.FD_ENV, raising=False)
+    assert handshake.worker_end() is None

@@ -56,14 +56,16 @@ def test_job_that_died_while_no_server_ran_ends_lost(real_server) -> None:
     _, job = first.request("POST", "/jobs", COOP)
     wait_for(lambda: _status(first, job["id"])["status"] == "running", what="running")
     first.kill()
-    for ident in job_processes(job["id"]):  # worker (and with it, via fate-sharing, ...)
-        os.kill(ident.pid, signal.SIGKILL)
     from jupyter_jobctl.store import Store
 
     store = Store(first.db_url)
     row = store.get_row(job["id"])
+    # both die at once (an OOM kill, a reboot): supervisor first, so nobody records the end
     os.kill(row["supervisor_pid"], signal.SIGKILL)
+    for ident in job_processes(job["id"]):  # the worker (fate-shared with the supervisor)
+        os.kill(ident.pid, signal.SIGKILL)
     wait_for(lambda: not psutil.pid_exists(row["supervisor_pid"]), what="supervisor gone")
+    wait_for(lambda: not job_processes(job["id"]), what="worker gone")
     # lost needs silence too: the heartbeat must be older than 3 intervals (3 x 0.3 s)
     wait_for(
         lambda: time.time() - store.get_row(job["id"])["heartbeat_at"] > 1.0,
