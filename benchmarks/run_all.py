@@ -72,6 +72,7 @@ class Step:
 
 SERVER_FIGS = "--only=latency,list"  # stop: ingest_soak_bench.py, in batches
 TICKS = "--tick-seconds=5"  # 100 push-latency samples idle and 100 under load
+NICE = "--server-arg=--JobCtl.job_nice=5"  # figure 6 again with jobs yielding to the server
 STEPS = [
     Step("engine", "engine_bench.py", ["--runs=5"], ["--smoke"]),
     Step("server", "server_bench.py", [SERVER_FIGS, TICKS], ["--smoke", SERVER_FIGS]),
@@ -85,6 +86,12 @@ STEPS = [
         ["--smoke", SERVER_FIGS],
         PG,
         "--server-arg=--JobCtl.db_url=",
+    ),
+    Step(
+        "ingest-nice",
+        "ingest_soak_bench.py",
+        ["--only=ingest", "--ingest-baseline-seconds=0", NICE],
+        ["--smoke", "--only=ingest", "--ingest-baseline-seconds=0", NICE],
     ),
     Step(
         "ingest-pg",
@@ -450,7 +457,10 @@ def ingest_note(ingest: dict[str, Any] | None) -> str:
 
 def fig6_ingest(docs: Docs) -> list[Line]:
     lines = []
-    for backend, ingest in backends(docs, "ingest"):
+    runs = [*backends(docs, "ingest"), (f"{SQLITE}, `job_nice=5`", docs.get("ingest-nice"))]
+    for backend, ingest in runs:
+        if backend != SQLITE and ingest is None:
+            continue
         stored = num(dig(ingest, "checks", "ingest_stored", "events_per_s"))
         health = dig(ingest, "figures", "health_during_ingest")
         ok = None

@@ -109,8 +109,9 @@ class _Launcher:
 class LocalExecutor:
     """Supervisors as detached local processes (``setsid``), surviving the server."""
 
-    def __init__(self, log_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, log_dir: str | os.PathLike[str] | None = None, job_nice: int = 0) -> None:
         self.log_dir = Path(log_dir) if log_dir else None
+        self.job_nice = job_nice  # added to workers' niceness: jobs yield the CPU to the server
         # supervisors started as fresh Pythons, with their log file, until reaped
         self._children: list[tuple[subprocess.Popen[bytes], Path | None]] = []
         # supervisors the launcher forked (its children: it reaps them)
@@ -127,6 +128,8 @@ class LocalExecutor:
         self.reap()
         env = {k: v for k, v in os.environ.items() if k != processes.JOB_ENV}
         env["JOBCTL_DB_URL"] = db_url
+        if self.job_nice:
+            env[processes.NICE_ENV] = str(self.job_nice)
         plan = {"kind": kind, "spec": spec} if kind is not None else None
         if self._fork(job_id, attempt, db_url, env, plan):
             return

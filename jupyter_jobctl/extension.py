@@ -48,6 +48,13 @@ class JobCtl(ExtensionApp):
     send_timeout = Float(
         10.0, help="A stream client that does not take a page in this long is closed (1013)."
     ).tag(config=True)
+    job_nice = Integer(
+        0,
+        min=0,
+        max=19,
+        help="Niceness added to job processes (0-19): with jobs saturating the CPU, a higher "
+        "value keeps the server (and so Stop, streams, /health) and kernels responsive.",
+    ).tag(config=True)
     db_threads = Integer(8, help="Threads for database work (kept off the event loop).").tag(
         config=True
     )
@@ -68,7 +75,7 @@ class JobCtl(ExtensionApp):
             kill_grace=self.kill_grace,
             heartbeat_interval=self.heartbeat_interval,
         )
-        self.manager = JobManager(self.db_url, policy=policy)
+        self.manager = JobManager(self.db_url, policy=policy, job_nice=self.job_nice)
         self.db_pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="jobctl-db")
         self.health_pool = ThreadPoolExecutor(1, thread_name_prefix="jobctl-health")
         settings: dict[str, Any] = {

@@ -72,13 +72,14 @@ class JobManager:
         policy: StopPolicy | None = None,
         executor: Executor | None = None,
         migrate: bool = True,
+        job_nice: int = 0,
     ) -> None:
         self.store = Store(db_url)
         self.db_url = self.store.url
         if migrate:
             self.store.upgrade()
         self.policy = policy or StopPolicy()
-        self.executor: Executor = executor or LocalExecutor(self.store.log_dir())
+        self.executor: Executor = executor or LocalExecutor(self.store.log_dir(), job_nice)
         self._reconciler: threading.Thread | None = None
         self._closing = threading.Event()
 

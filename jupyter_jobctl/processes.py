@@ -19,6 +19,7 @@ from functools import cache
 from typing import IO, Any
 
 JOB_ENV = "JOBCTL_JOB_ID"
+NICE_ENV = "JOBCTL_JOB_NICE"  # the executor tells the supervisor how nice the worker runs
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -158,10 +159,12 @@ def _reset_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def _child_setup(die_with_parent: bool) -> None:
+def _child_setup(die_with_parent: bool, nice: int) -> None:
     _reset_signals()
     if die_with_parent:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if nice:
+        os.nice(nice)  # inherited by everything the job starts
 
 
 def spawn(
@@ -176,6 +179,7 @@ def spawn(
     stderr: int | IO[Any] | None = subprocess.DEVNULL,
     stdin: int | None = subprocess.DEVNULL,
     pass_fds: Sequence[int] = (),
+    nice: int = 0,
 ) -> subprocess.Popen[bytes]:
     """Start a process; stdin is /dev/null unless a pipe is asked for (jobs never read the
     server's terminal)."""
@@ -188,7 +192,7 @@ def spawn(
         stderr=stderr,
         start_new_session=new_session,
         process_group=0 if new_group else None,
-        preexec_fn=lambda: _child_setup(die_with_parent),
+        preexec_fn=lambda: _child_setup(die_with_parent, nice),
         close_fds=True,
         pass_fds=tuple(pass_fds),
     )

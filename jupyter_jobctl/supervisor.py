@@ -171,10 +171,12 @@ class Supervisor:
             plan = json.dumps({"kind": kind, "spec": spec})
             if len(plan) < MAX_LAUNCH:  # the worker needs no database read before it is ready
                 env[LAUNCH_ENV] = plan
+        nice = env.pop(processes.NICE_ENV, "0")
         try:
             self.worker = processes.spawn(
                 argv,
                 env=env,
+                nice=int(nice) if nice.lstrip("-").isdigit() else 0,
                 cwd=spec.get("cwd"),
                 new_group=True,
                 die_with_parent=True,  # fate-share: a worker never runs unsupervised

@@ -125,3 +125,15 @@ def test_handshake_answers(monkeypatch) -> None:
     assert handshake.ready(theirs) is False
     monkeypatch.delenv(handshake.FD_ENV, raising=False)
     assert handshake.worker_end() is None
+
+
+def test_job_nice_lowers_the_jobs_priority_only(make_manager: Callable[..., JobManager]) -> None:
+    manager = make_manager(job_nice=7)
+    job, _ = manager.create("training", cooperative(), start=True)
+    wait_status(manager, job["id"], "running")
+    row = manager.store.get_row(job["id"])
+    base = psutil.Process().nice()
+    assert psutil.Process(row["worker_pid"]).nice() == min(base + 7, 19)
+    assert psutil.Process(row["supervisor_pid"]).nice() == base  # the control plane is not
+    manager.stop(job["id"])
+    assert wait_terminal(manager, job["id"])["status"] == "cancelled"
