@@ -201,6 +201,8 @@ def server_config(db_url: str) -> dict:
             "stop_grace": FAST_POLICY.stop_grace,
             "kill_grace": FAST_POLICY.kill_grace,
             "heartbeat_interval": FAST_POLICY.heartbeat_interval,
+            # the server runs inside pytest here: leave pytest's heap to its own collector
+            "freeze_startup_heap": False,
         },
     }
 

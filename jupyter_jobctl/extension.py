@@ -8,15 +8,19 @@ supervisors and keep running while no server does.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Enum, Float, Integer, Unicode, default
+from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
 from .handlers import ROUTES, NotFoundHandler, url_pattern
 from .manager import JobManager, StopPolicy
 from .stream import WS_ROUTES, EventHub
+
+FREEZE_AFTER = 5.0  # seconds after start: other extensions and first requests have loaded
 
 
 class JobCtl(ExtensionApp):
@@ -54,6 +58,12 @@ class JobCtl(ExtensionApp):
         max=19,
         help="Niceness added to job processes (0-19): with jobs saturating the CPU, a higher "
         "value keeps the server (and so Stop, streams, /health) and kernels responsive.",
+    ).tag(config=True)
+    freeze_startup_heap = Bool(
+        True,
+        help="Once the server has started, move what it loaded out of reach of the cyclic "
+        "garbage collector (gc.freeze): full collections then take milliseconds, not 100+ ms "
+        "pauses that stall every request and stream.",
     ).tag(config=True)
     db_threads = Integer(8, help="Threads for database work (kept off the event loop).").tag(
         config=True
@@ -108,9 +118,22 @@ class JobCtl(ExtensionApp):
         self.manager.run_reconciler(retention_days=self.retention_days)
         self.hub.ensure_started()
         self.db_pool.submit(self.manager.warm)  # the first job should not wait for imports
+        if self.freeze_startup_heap:
+            asyncio.get_running_loop().call_later(FREEZE_AFTER, _freeze_startup_heap)
 
     async def stop_extension(self) -> None:
         await self.hub.stop()
         self.db_pool.shutdown(wait=False, cancel_futures=True)
         self.health_pool.shutdown(wait=False, cancel_futures=True)
         self.manager.close()
+
+
+def _freeze_startup_heap() -> None:
+    """Exempt every object alive now from future cyclic collections.
+
+    A Jupyter server holds ~10^6 long-lived objects (modules, handlers, traitlets); each
+    full collection walked all of them: 40-180 ms pauses, several a minute under stream
+    load (measured with gc.callbacks). Objects made from now on are collected as usual. No
+    collection first: that alone is a 0.3 s pause, to free a little start-up garbage.
+    """
+    gc.freeze()

@@ -31,7 +31,12 @@ def jp_server_config(sqlite_url: str):
     m.close()
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_jobctl": True}},
-        "JobCtl": {"db_url": sqlite_url, "stop_grace": 1.5, "heartbeat_interval": 0.5},
+        "JobCtl": {
+            "db_url": sqlite_url,
+            "stop_grace": 1.5,
+            "heartbeat_interval": 0.5,
+            "freeze_startup_heap": False,
+        },
         "orphan": job["id"],
     }
 
@@ -42,3 +47,33 @@ async def test_extension_configures_and_reconciles(jp_serverapp, jp_server_confi
     assert manager.policy.stop_grace == 1.5 and manager.policy.heartbeat_interval == 0.5
     orphan = manager.get(jp_server_config["orphan"])
     assert orphan["status"] == "lost" and "gone" in orphan["reason"]
+
+
+class TestStartupHeapFreeze:
+    @pytest.fixture
+    def jp_server_config(self, sqlite_url: str, monkeypatch):
+        import gc
+
+        from jupyter_jobctl import extension
+
+        monkeypatch.setattr(extension, "FREEZE_AFTER", 0.0)
+        frozen = gc.get_freeze_count()
+        yield {
+            "ServerApp": {"jpserver_extensions": {"jupyter_jobctl": True}},
+            "JobCtl": {"db_url": sqlite_url},
+            "frozen_before": frozen,
+        }
+        gc.unfreeze()  # give pytest's heap back to the collector
+
+    async def test_the_servers_startup_heap_is_frozen(self, jp_serverapp, jp_server_config):
+        import asyncio
+        import gc
+
+        assert jp_server_config["frozen_before"] == 0
+        # pytest-jupyter does not run the extensions' start hooks; the real server does
+        await jp_serverapp.extension_manager.start_all_extensions()
+        for _ in range(100):
+            if gc.get_freeze_count() > 0:
+                break
+            await asyncio.sleep(0.05)
+        assert gc.get_freeze_count() > 10_000  # the server's modules, handlers, traitlets
