@@ -10,7 +10,7 @@ the database -- so delivery is in order and exactly once by construction, across
 reconnects and server restarts alike.
 
 Frames are written to the socket in slices with one ``IOStream.write`` (see
-:func:`_write_frames`): one ``write_message`` per event costs ~8 µs of the event loop,
+:meth:`_StreamBase.write_frames`): one ``write_message`` per event costs ~8 µs of the event loop,
 a slice ~0.5 µs per event (measured on this machine), which is what lets one server
 core feed dozens of clients of busy jobs and still answer ``/health``.
 """
@@ -75,11 +75,25 @@ def frame_payload(frame: bytes) -> bytes:
     return frame[2 if size < 126 else 4 if size == 126 else 10 :]
 
 
+_TYPES: dict[str, str] = {}  # event type -> its JSON string (a handful of distinct types)
+
+
+def _type_json(type_: str) -> str:
+    quoted = _TYPES.get(type_)
+    if quoted is None:
+        quoted = json.dumps(type_)
+        if len(_TYPES) < 1000:  # types are few; a flood of odd ones must not grow this
+            _TYPES[type_] = quoted
+    return quoted
+
+
 def event_frames(job_id: str, rows: Iterable[tuple[int, str, float, str]]) -> list[bytes]:
     """Frames of stored events; the stored data is JSON already: spliced, never re-encoded."""
     head = '{"type":"event","job":' + json.dumps(job_id) + ',"seq":'
     return [
-        text_frame(f'{head}{seq},"event":"{type_}","ts":"{iso(ts)}","data":{data}}}'.encode())
+        text_frame(
+            f'{head}{seq},"event":{_type_json(type_)},"ts":"{iso(ts)}","data":{data}}}'.encode()
+        )
         for seq, type_, ts, data in rows
     ]
 

@@ -239,3 +239,19 @@ def test_text_frames_have_the_right_length_header() -> None:
         payload = b"a" * size
         frame = stream.text_frame(payload)
         assert frame[0] == 0x81 and stream.frame_payload(frame) == payload
+
+
+def test_event_frames_are_valid_json_whatever_the_type() -> None:
+    from jupyter_jobctl import stream
+
+    rows = [(1, 'od"d\\type', 1_763_900_000.5, '{"x": [1, "two"]}'), (2, "log", 0.0, '"s"')]
+    frames = [json.loads(stream.frame_payload(f)) for f in stream.event_frames("j1", rows)]
+    assert frames[0] == {
+        "type": "event",
+        "job": "j1",
+        "seq": 1,
+        "event": 'od"d\\type',
+        "ts": "2025-11-23T12:13:20.500Z",
+        "data": {"x": [1, "two"]},
+    }
+    assert frames[1]["event"] == "log" and frames[1]["data"] == "s"
