@@ -29,6 +29,9 @@ def cooperative(config: dict[str, Any]) -> None:
     job = jc.current()
     pause = float(config.get("sleep", 0.005))
     job.checkpoint()
+    # steady state: the runtime's database connection (opened in the background while the
+    # job's code already runs) is up, so the job's last words on a stop are not held up
+    job.flush()
     print(READY_LINE, flush=True)
     while True:
         job.checkpoint()
@@ -37,5 +40,6 @@ def cooperative(config: dict[str, Any]) -> None:
 
 def sleeper(config: dict[str, Any]) -> None:
     """Blocked in time.sleep with no checkpoint: only the SIGINT rung gets it out."""
+    jc.current().flush()  # steady state, as above
     print(READY_LINE, flush=True)
     time.sleep(float(config.get("seconds", 600)))

@@ -25,6 +25,9 @@ def cooperative(config: dict[str, Any]) -> None:
 def ticker(config: dict[str, Any]) -> None:
     """Logs ``rate`` lines/s for ``seconds``; each line carries the wall time of its log call."""
     job = jc.current()
+    # push latency is delivery, not start-up: wait until the runtime's database connection
+    # (opened in the background while the job's code already runs) takes writes
+    job.flush()
     rate = float(config.get("rate", 20.0))
     count = int(float(config.get("seconds", 5.0)) * rate)
     period = 1.0 / rate

@@ -4,6 +4,8 @@ The worker sends READY once its runtime is attached and the job's code is next; 
 supervisor marks the job ``running`` and answers GO, or STOP when a stop came first. So
 ``running`` means the job's code is about to run, a stop during start-up still wins before
 any of it ran, and the worker needs no database (nor SQLAlchemy's import) to get there.
+After GO the pair stays open: when the job is stopped the supervisor sends STOP, which sets
+the runtime's stop flag at once (its own poll of the job row is the fallback).
 """
 
 from __future__ import annotations
@@ -29,13 +31,28 @@ def worker_end() -> socket.socket | None:
 
 
 def ready(end: socket.socket) -> bool:
-    """Say READY and wait for the answer: True to go, False to stop (or no supervisor)."""
+    """Say READY and wait for the answer: True to go (``end`` then stays open: the
+    supervisor sends STOP on it when the job is stopped), False to stop (``end`` closed)."""
+    try:
+        end.sendall(READY)
+        if end.recv(1) == GO:
+            return True
+    except OSError:
+        pass
+    end.close()
+    return False
+
+
+def wait_for_stop(end: socket.socket) -> bool:
+    """Block until the supervisor says STOP (True) or goes away (False)."""
     with end:
         try:
-            end.sendall(READY)
-            return end.recv(1) == GO
+            while said := end.recv(1):
+                if said == STOP:
+                    return True
         except OSError:
-            return False
+            pass
+    return False
 
 
 def answer(end: socket.socket, status: str) -> None:

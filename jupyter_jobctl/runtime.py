@@ -200,8 +200,16 @@ class Job:
         if self._stop_requested:
             raise Cancelled(label or "checkpoint")
 
+    def stop_now(self) -> None:
+        """The supervisor said stop: the next checkpoint raises (the row poll agrees later)."""
+        self._stop_requested = True
+        self._resumed.set()
+        self._flag = True
+
     def _apply_status(self, status: str, stop_requested_at: float | None) -> None:
-        stop = status in ("stopping", "cancelled") or stop_requested_at is not None
+        # a stop is final: a row read from before the supervisor's word must not undo it
+        stop = self._stop_requested or status in ("stopping", "cancelled")
+        stop = stop or stop_requested_at is not None
         paused = status == "paused"
         self._stop_requested = stop
         self._paused = paused
@@ -358,6 +366,17 @@ def attach(
 
     _current = Job(job_id, attempt, config, open_store)
     return _current
+
+
+def listen_for_stop(end: Any) -> None:
+    """Worker: a thread that turns the supervisor's STOP on ``end`` into the stop flag."""
+    from .handshake import wait_for_stop
+
+    def listen() -> None:
+        if wait_for_stop(end) and _current is not None:
+            _current.stop_now()
+
+    threading.Thread(target=listen, name="jobctl-stop-listener", daemon=True).start()
 
 
 def detach() -> None:

@@ -58,7 +58,8 @@ class Supervisor:
         self.worker_id: Identity | None = None
         self.sent: set[str] = set()
         self.group_stopped = False
-        self.handshake: socket.socket | None = None
+        self.handshake: socket.socket | None = None  # until the worker said READY
+        self.to_worker: socket.socket | None = None  # after GO: a stop is said here too
 
     # ------------------------------------------------------------ helpers
 
@@ -231,6 +232,9 @@ class Supervisor:
             self.worker.returncode = os.waitstatus_to_exitcode(wait_status)
         finally:
             os.close(pidfd)
+            for end in (self.handshake, self.to_worker):
+                if end is not None:
+                    end.close()
         for pump in self.pumps:
             pump.thread.join(timeout=2)
         self.flush()
@@ -238,15 +242,29 @@ class Supervisor:
 
     def _answer_worker(self) -> None:
         """The worker is ready: mark the job running and tell it to go (or to stop)."""
-        assert self.handshake is not None
+        end, self.handshake = self.handshake, None
+        assert end is not None
         try:
-            if self.handshake.recv(1) == handshake.READY:
-                handshake.answer(self.handshake, self.store.mark_running(self.job_id, self.attempt))
+            if end.recv(1) == handshake.READY:
+                status = self.store.mark_running(self.job_id, self.attempt)
+                handshake.answer(end, status)
+                if status in handshake.RUNNABLE:
+                    self.to_worker, end = end, None  # kept: a later stop is said here at once
         except OSError:
             pass  # the worker is gone; its exit is what we record
         finally:
-            self.handshake.close()
-            self.handshake = None
+            if end is not None:
+                end.close()
+
+    def _tell_worker_to_stop(self) -> None:
+        """The stop flag, straight to the worker's runtime: no wait for its database poll
+        (nor for its database connection, which it opens in the background at start)."""
+        if self.to_worker is not None and "coop" not in self.sent:
+            self.sent.add("coop")
+            try:
+                self.to_worker.sendall(handshake.STOP)
+            except OSError:
+                pass  # gone already
 
     def _obey(self, command: bool) -> None:
         """One look at the job row: run the stop ladder or pause/resume a command job."""
@@ -258,6 +276,7 @@ class Supervisor:
             return
         status = row["status"]
         if status == "stopping" or row["stop_requested_at"] is not None:
+            self._tell_worker_to_stop()
             if self.group_stopped:
                 processes.signal_group(self.worker_id, signal.SIGCONT)  # type: ignore[arg-type]
                 self.group_stopped = False

@@ -89,9 +89,12 @@ def _plan(job_id: str, stores: _LazyStore) -> dict[str, Any]:
 def _may_start(job_id: str, attempt: int, stores: _LazyStore) -> bool:
     """Become running (through the supervisor when it handed us a handshake socket)."""
     end = handshake.worker_end()
-    if end is not None:
-        return handshake.ready(end)
-    return stores.get().mark_running(job_id, attempt) in handshake.RUNNABLE
+    if end is None:
+        return stores.get().mark_running(job_id, attempt) in handshake.RUNNABLE
+    if not handshake.ready(end):
+        return False
+    runtime.listen_for_stop(end)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,3 +137,35 @@ def test_job_nice_lowers_the_jobs_priority_only(make_manager: Callable[..., JobM
     assert psutil.Process(row["supervisor_pid"]).nice() == base  # the control plane is not
     manager.stop(job["id"])
     assert wait_terminal(manager, job["id"])["status"] == "cancelled"
+
+
+def test_after_go_the_supervisor_can_say_stop() -> None:
+    from jupyter_jobctl import handshake
+
+    ours, theirs = socket.socketpair()
+    ours.sendall(handshake.STOP)
+    assert handshake.wait_for_stop(theirs) is True
+    ours.close()
+    ours, theirs = socket.socketpair()
+    ours.close()  # the supervisor went away without a word: no stop from here
+    assert handshake.wait_for_stop(theirs) is False
+
+
+def test_a_stop_said_by_the_supervisor_sets_the_flag_at_once(tmp_path) -> None:
+    from jupyter_jobctl import runtime as jc
+
+    job = jc.Job("j", 1, {}, open_store=lambda: (_ for _ in ()).throw(OSError("no database")))
+    try:
+        job.checkpoint()  # nothing requested yet
+        job.stop_now()
+        assert job.should_stop()
+        try:
+            job.checkpoint("step 3")
+        except jc.Cancelled as exc:
+            assert "step 3" in str(exc)
+        else:
+            raise AssertionError("checkpoint did not raise after the supervisor's stop")
+        job._apply_status("running", None)  # an older row read must not undo the stop
+        assert job.should_stop()
+    finally:
+        job._closed.set()
