@@ -87,6 +87,33 @@ async def test_websockets_need_credentials(jp_ws_fetch, job_id, path, token) -> 
     assert err.value.code == 403
 
 
+class TestServerDefaultAccessSetting:
+    """jupyter_server's default ``allow_unauthenticated_access=True`` only lets through
+    handlers without an auth decorator; every jobctl route still demands credentials."""
+
+    @pytest.fixture
+    def jp_server_config(self, sqlite_url):
+        config = server_config(sqlite_url)
+        config["ServerApp"]["allow_unauthenticated_access"] = True
+        return config
+
+    @pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
+    async def test_http_needs_credentials(self, jp_fetch, job_id, method, path) -> None:
+        r = await _call(jp_fetch, method, path, job_id, headers={"Authorization": ""})
+        assert r.code == 403 and "error" in json.loads(r.body)
+
+    @pytest.mark.parametrize("path", WS_ROUTES)
+    async def test_websockets_need_credentials(self, jp_ws_fetch, job_id, path) -> None:
+        parts = path.strip("/").replace("{job_id}", job_id).split("/")
+        with pytest.raises(HTTPClientError) as err:
+            await jp_ws_fetch("jobctl", "api", *parts, headers={"Authorization": ""})
+        assert err.value.code == 403
+
+    async def test_health_answers_anyone(self, jp_fetch) -> None:
+        r = await jp_fetch("jobctl", "api", "health", headers={"Authorization": ""})
+        assert json.loads(r.body) == {"status": "ok", "db": "ok"}
+
+
 @pytest.mark.parametrize("authorizer", [DenyJobctl, AsyncDenyJobctl], ids=["sync", "async"])
 class TestDenyingAuthorizer:
     @pytest.fixture
