@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from . import processes
+from . import handshake, processes
 from .processes import Identity
 
 log = logging.getLogger("jupyter_jobctl")
@@ -49,10 +49,9 @@ class _Launcher:
 
     def __init__(self, db_url: str, stderr: IO[bytes] | None) -> None:
         self.db_url = db_url
-        env = {k: v for k, v in os.environ.items() if k != processes.JOB_ENV}
         self.proc = processes.spawn(
             [sys.executable, "-m", "jupyter_jobctl.launcher", db_url],
-            env=env,
+            env=_server_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr if stderr is not None else subprocess.DEVNULL,
@@ -126,19 +125,18 @@ class LocalExecutor:
         self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
     ) -> None:
         self.reap()
-        env = {k: v for k, v in os.environ.items() if k != processes.JOB_ENV}
+        env = _server_env()
         env["JOBCTL_DB_URL"] = db_url
         if self.job_nice:
             env[processes.NICE_ENV] = str(self.job_nice)
         plan = {"kind": kind, "spec": spec} if kind is not None else None
-        if self._fork(job_id, attempt, db_url, env, plan):
+        log_name = f"supervisor-{job_id}.{attempt}.log"
+        if self._fork(job_id, attempt, db_url, env, plan, log_name):
             return
-        if plan is not None:
-            text = json.dumps(plan)
-            if len(text) < 100_000:  # env strings are capped by the kernel; else read from the DB
-                env["JOBCTL_LAUNCH"] = text
+        if kind is not None:
+            env.update(handshake.plan_env(kind, spec))
         argv = [sys.executable, "-m", "jupyter_jobctl.supervisor", job_id, str(attempt)]
-        log_file = self._open_log(f"supervisor-{job_id}.{attempt}.log")
+        log_file = self._open_log(log_name)
         try:
             sink = log_file if log_file is not None else subprocess.DEVNULL
             child = processes.spawn(argv, env=env, new_session=True, stdout=sink, stderr=sink)
@@ -160,9 +158,10 @@ class LocalExecutor:
         db_url: str,
         env: dict[str, str],
         plan: dict[str, Any] | None,
+        log_name: str,
     ) -> bool:
         """Ask the launcher for a supervisor; False when it cannot (a fresh Python then)."""
-        log_path = self._log_path(f"supervisor-{job_id}.{attempt}.log")
+        log_path = self._log_path(log_name)
         request = {
             "job_id": job_id,
             "attempt": attempt,
@@ -283,6 +282,11 @@ class LocalExecutor:
         """Supervisors started by this executor that are still running."""
         self.reap()
         return len(self._children) + len(self._forked)
+
+
+def _server_env() -> dict[str, str]:
+    """This server's environment for a process it starts, without any job's marker."""
+    return {k: v for k, v in os.environ.items() if k != processes.JOB_ENV}
 
 
 def _hostname() -> str:

@@ -10,13 +10,22 @@ the runtime's stop flag at once (its own poll of the job row is the fallback).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from typing import Any
 
 FD_ENV = "JOBCTL_HANDSHAKE_FD"  # the worker's end of the pair, inherited
 PLAN_ENV = "JOBCTL_LAUNCH"  # {"kind", "spec"} as JSON, so no database read before READY
+MAX_PLAN = 100_000  # env strings are capped by the kernel; a bigger plan is read from the DB
 READY, GO, STOP = b"r", b"g", b"s"
 RUNNABLE = ("running", "paused")  # statuses in which the job's code may start
+
+
+def plan_env(kind: str, spec: Any) -> dict[str, str]:
+    """The job's plan as an environment entry for the next process (empty if too big)."""
+    text = json.dumps({"kind": kind, "spec": spec})
+    return {PLAN_ENV: text} if len(text) < MAX_PLAN else {}
 
 
 def worker_end() -> socket.socket | None:

@@ -23,11 +23,9 @@ from typing import IO, Any
 from . import handshake, processes
 from .processes import Identity
 
-# The store (SQLAlchemy) is imported only after the worker was spawned: the two imports then
-# overlap, which roughly halves create+start -> running.
+# Started as a fresh Python (no launcher), the supervisor imports the store (SQLAlchemy) only
+# after the worker was spawned: the two imports then overlap.
 
-LAUNCH_ENV = handshake.PLAN_ENV  # kind + spec, so the worker starts before the store imports
-MAX_LAUNCH = 100_000
 TICK = 0.025  # how often the job row is read for stop/pause
 FLUSH_EVERY = 0.05
 
@@ -169,9 +167,7 @@ class Supervisor:
             argv = [sys.executable, "-m", "jupyter_jobctl.worker", self.job_id, str(self.attempt)]
             self.handshake, theirs = socket.socketpair()
             env[handshake.FD_ENV] = str(theirs.fileno())
-            plan = json.dumps({"kind": kind, "spec": spec})
-            if len(plan) < MAX_LAUNCH:  # the worker needs no database read before it is ready
-                env[LAUNCH_ENV] = plan
+            env.update(handshake.plan_env(kind, spec))  # no database read before READY
         nice = env.pop(processes.NICE_ENV, "0")
         try:
             self.worker = processes.spawn(
@@ -367,7 +363,7 @@ def run_attempt(job_id: str, attempt: int, db_url: str, launch: dict[str, Any] |
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    launch = json.loads(os.environ.pop(LAUNCH_ENV, "null"))
+    launch = json.loads(os.environ.pop(handshake.PLAN_ENV, "null"))
     return run_attempt(argv[0], int(argv[1]), os.environ["JOBCTL_DB_URL"], launch)
 
 
