@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_jobctl.core.states import TERMINAL
 from jupyter_jobctl.manager import JobManager, StopPolicy
-from jupyter_jobctl.processes import kill_job_processes
-from jupyter_jobctl.states import TERMINAL
+from jupyter_jobctl.procs.processes import kill_job_processes
 
 # pytest-jupyter has no entry point; it must be declared in the root conftest
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -154,7 +154,7 @@ def forge_row(m: JobManager, job_id: str, **values: object) -> None:
     """Rewrite a job row as a crashed host or an old server would have left it."""
     from sqlalchemy import update
 
-    from jupyter_jobctl.models import jobs
+    from jupyter_jobctl.db.models import jobs
 
     with m.store._tx() as conn:
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))

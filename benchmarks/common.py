@@ -497,8 +497,8 @@ def fill_jobctl(db_url: str, rows: int, base: float) -> float:
     """
     from sqlalchemy import create_engine, insert
 
-    from jupyter_jobctl.models import events, jobs
-    from jupyter_jobctl.store import Store
+    from jupyter_jobctl.db.models import events, jobs
+    from jupyter_jobctl.db.store import Store
 
     t0 = time.perf_counter()
     store = Store(db_url)

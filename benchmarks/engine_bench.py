@@ -42,7 +42,7 @@ import bench_jobs  # noqa: E402  (needs BENCH_DIR on sys.path)
 from common import DEMO_SPEC, TERMINAL, exit_on_sigterm, percentile  # noqa: E402
 
 from jupyter_jobctl import runtime as jc  # noqa: E402
-from jupyter_jobctl.errors import Conflict, JobNotFound  # noqa: E402
+from jupyter_jobctl.core.errors import Conflict, JobNotFound  # noqa: E402
 from jupyter_jobctl.manager import JobManager, StopPolicy  # noqa: E402
 
 POLL = 0.002  # seconds between polls
@@ -397,7 +397,7 @@ def run_job_figures(bench: Bench, settings: Settings) -> None:
     paths = {p.key: p for p in stop_paths()}
     baselines = {
         "baseline.python": [sys.executable, "-c", "pass"],
-        "baseline.import": [sys.executable, "-c", "import jupyter_jobctl.store"],
+        "baseline.import": [sys.executable, "-c", "import jupyter_jobctl.db.store"],
     }
     plan = schedule(settings)
     for i, tasks in enumerate(plan, 1):

@@ -12,6 +12,6 @@ __version__ = "0.1.0"
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .extension import JobCtl
+    from jupyter_jobctl.server.extension import JobCtl
 
     return [{"module": "jupyter_jobctl", "app": JobCtl}]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from . import runtime as jc
+from jupyter_jobctl import runtime as jc
 
 MAX_MESSAGE = 2000
 MAX_OUTPUT = 4096

@@ -357,7 +357,7 @@ def attach(
     global _current
 
     def open_store() -> Any:
-        from .store import Store
+        from jupyter_jobctl.db.store import Store
 
         store = Store(db_url)
         if opened is not None:
@@ -370,7 +370,7 @@ def attach(
 
 def listen_for_stop(end: Any) -> None:
     """Worker: a thread that turns the supervisor's STOP on ``end`` into the stop flag."""
-    from .handshake import wait_for_stop
+    from jupyter_jobctl.procs.handshake import wait_for_stop
 
     def listen() -> None:
         if wait_for_stop(end) and _current is not None:

@@ -1,4 +1,4 @@
-"""Writes jupyter_jobctl/openapi.json, the HTTP contract (DESIGN §6).
+"""Writes jupyter_jobctl/server/openapi.json, the HTTP contract (DESIGN §6).
 
 Edit this file, run `python scripts/make_openapi.py`, commit both; tests/test_contract.py
 fails when the two disagree or when a registered route is missing from the document.
@@ -7,7 +7,7 @@ fails when the two disagree or when a registered route is missing from the docum
 import json
 from pathlib import Path
 
-TARGET = Path(__file__).resolve().parent.parent / "jupyter_jobctl" / "openapi.json"
+TARGET = Path(__file__).resolve().parent.parent / "jupyter_jobctl" / "server" / "openapi.json"
 STATES = [
     "pending",
     "initializing",

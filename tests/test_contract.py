@@ -9,9 +9,9 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from jupyter_jobctl import openapi
-from jupyter_jobctl.handlers import ROUTES, allowed_methods, url_pattern
-from jupyter_jobctl.stream import WS_ROUTES
+from jupyter_jobctl.server import openapi
+from jupyter_jobctl.server.handlers import ROUTES, allowed_methods, url_pattern
+from jupyter_jobctl.server.stream import WS_ROUTES
 
 
 def test_document_is_valid_openapi() -> None:

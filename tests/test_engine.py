@@ -22,9 +22,9 @@ from conftest import (
     wait_status,
     wait_terminal,
 )
-from jupyter_jobctl.errors import Conflict, JobNotFound
+from jupyter_jobctl.core.errors import Conflict, JobNotFound
 from jupyter_jobctl.manager import JobManager, StopPolicy
-from jupyter_jobctl.processes import job_processes
+from jupyter_jobctl.procs.processes import job_processes
 
 DEMO = DEMO_TARGET
 

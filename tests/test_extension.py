@@ -54,7 +54,7 @@ class TestStartupHeapFreeze:
     def jp_server_config(self, sqlite_url: str, monkeypatch):
         import gc
 
-        from jupyter_jobctl import extension
+        from jupyter_jobctl.server import extension
 
         monkeypatch.setattr(extension, "FREEZE_AFTER", 0.0)
         frozen = gc.get_freeze_count()

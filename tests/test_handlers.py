@@ -8,7 +8,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import SEED, TESTS_DIR
-from jupyter_jobctl.states import TERMINAL
+from jupyter_jobctl.core.states import TERMINAL
 
 DEMO = {
     "kind": "training",

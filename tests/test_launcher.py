@@ -39,7 +39,7 @@ def test_supervisors_are_forked_by_the_launcher(manager: JobManager) -> None:
     # the worker is a fresh Python (not a fork), so it carries the job's environment marker
     worker = psutil.Process(manager.store.get_row(job["id"])["worker_pid"])
     assert worker.environ().get("JOBCTL_JOB_ID") == job["id"]
-    assert "jupyter_jobctl.worker" in " ".join(worker.cmdline())
+    assert "jupyter_jobctl.procs.worker" in " ".join(worker.cmdline())
     manager.stop(job["id"])
     assert wait_terminal(manager, job["id"])["status"] == "cancelled"
     assert row["status"] == "running"
@@ -99,14 +99,14 @@ def test_the_jobs_code_sees_no_start_up_plumbing(manager: JobManager, tmp_path) 
 
 
 def _supervise_once(end: socket.socket, status: str) -> None:
-    from jupyter_jobctl import handshake
+    from jupyter_jobctl.procs import handshake
 
     if end.recv(1) == handshake.READY:
         handshake.answer(end, status)
 
 
 def test_handshake_answers(monkeypatch) -> None:
-    from jupyter_jobctl import handshake
+    from jupyter_jobctl.procs import handshake
 
     for status, expected in (("running", True), ("paused", True), ("stopping", False)):
         ours, theirs = socket.socketpair()
@@ -140,7 +140,7 @@ def test_job_nice_lowers_the_jobs_priority_only(make_manager: Callable[..., JobM
 
 
 def test_after_go_the_supervisor_can_say_stop() -> None:
-    from jupyter_jobctl import handshake
+    from jupyter_jobctl.procs import handshake
 
     ours, theirs = socket.socketpair()
     ours.sendall(handshake.STOP)

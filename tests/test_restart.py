@@ -9,7 +9,7 @@ import time
 import psutil
 
 from conftest import TESTS_DIR, wait_for
-from jupyter_jobctl.processes import job_processes
+from jupyter_jobctl.procs.processes import job_processes
 
 COOP = {
     "kind": "training",
@@ -56,7 +56,7 @@ def test_job_that_died_while_no_server_ran_ends_lost(real_server) -> None:
     _, job = first.request("POST", "/jobs", COOP)
     wait_for(lambda: _status(first, job["id"])["status"] == "running", what="running")
     first.kill()
-    from jupyter_jobctl.store import Store
+    from jupyter_jobctl.db.store import Store
 
     store = Store(first.db_url)
     row = store.get_row(job["id"])

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from jupyter_jobctl import runtime as jc
-from jupyter_jobctl.store import Store
+from jupyter_jobctl.db.store import Store
 
 
 def test_import_is_light_and_jupyter_free() -> None:

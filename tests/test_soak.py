@@ -7,9 +7,9 @@ import threading
 import psutil
 
 from conftest import FAST_POLICY, TESTS_DIR, wait_for, wait_status
+from jupyter_jobctl.core.states import TERMINAL
 from jupyter_jobctl.manager import JobManager
-from jupyter_jobctl.processes import job_processes
-from jupyter_jobctl.states import TERMINAL
+from jupyter_jobctl.procs.processes import job_processes
 
 SPEC = {"target": "jobs:cooperative", "config": {}, "cwd": str(TESTS_DIR)}
 BATCH = 10

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import SEED
-from jupyter_jobctl.errors import SpecError
-from jupyter_jobctl.specs import DEMO_TARGET, validate_job
-from jupyter_jobctl.states import TRANSITIONS, can_transition
+from jupyter_jobctl.core.errors import SpecError
+from jupyter_jobctl.core.specs import DEMO_TARGET, validate_job
+from jupyter_jobctl.core.states import TRANSITIONS, can_transition
 
 
 def demo(**config):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_jobctl.errors import Conflict, JobNotFound, SpecError, StorageError
-from jupyter_jobctl.states import TERMINAL
-from jupyter_jobctl.store import MAX_LOG_LINE, Store, filesystem_type
+from jupyter_jobctl.core.errors import Conflict, JobNotFound, SpecError, StorageError
+from jupyter_jobctl.core.states import TERMINAL
+from jupyter_jobctl.db.store import MAX_LOG_LINE, Store, filesystem_type
 
 GRACES = {"interrupt_after": 0.5, "stop_grace": 3.0, "kill_grace": 2.0, "heartbeat_interval": 1.0}
 

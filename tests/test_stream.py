@@ -11,7 +11,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import SEED, TESTS_DIR, server_config
-from jupyter_jobctl.states import TERMINAL
+from jupyter_jobctl.core.states import TERMINAL
 
 
 async def read(ws, timeout: float = 30.0) -> dict | None:
@@ -214,7 +214,7 @@ async def test_slow_consumer_is_closed(jp_ws_fetch, server_manager, jp_serverapp
 
 
 def test_shared_tail_serves_only_a_contiguous_window() -> None:
-    from jupyter_jobctl import stream
+    from jupyter_jobctl.server import stream
 
     tail = stream._Tail(last_seq=10)
     assert tail.after(10, 5) == [] and tail.after(9, 5) is None  # nothing new; 10 is behind
@@ -233,7 +233,7 @@ def test_shared_tail_serves_only_a_contiguous_window() -> None:
 
 
 def test_text_frames_have_the_right_length_header() -> None:
-    from jupyter_jobctl import stream
+    from jupyter_jobctl.server import stream
 
     for size in (0, 125, 126, 65535, 65536, 70000):
         payload = b"a" * size
@@ -242,7 +242,7 @@ def test_text_frames_have_the_right_length_header() -> None:
 
 
 def test_event_frames_are_valid_json_whatever_the_type() -> None:
-    from jupyter_jobctl import stream
+    from jupyter_jobctl.server import stream
 
     rows = [(1, 'od"d\\type', 1_763_900_000.5, '{"x": [1, "two"]}'), (2, "log", 0.0, '"s"')]
     frames = [json.loads(stream.frame_payload(f)) for f in stream.event_frames("j1", rows)]

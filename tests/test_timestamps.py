@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
-from jupyter_jobctl.timestamps import iso
+from jupyter_jobctl.core.timestamps import iso
 
 
 def reference(ts: float) -> str:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from jupyter_jobctl import runtime as jc
-from jupyter_jobctl.specs import validate_demo_config
+from jupyter_jobctl.core.specs import validate_demo_config
 
 # smoke_test: ~1 s per epoch; full: ~2 min for 5 epochs on this kind of machine
 MODES = {

@@ -35,10 +35,10 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 
-from .errors import JobNotFound, SpecError
-from .handlers import AUTH_RESOURCE, MAX_INT, ErrorMixin, run_in_db_pool
-from .states import TERMINAL
-from .timestamps import iso
+from jupyter_jobctl.core.errors import JobNotFound, SpecError
+from jupyter_jobctl.core.states import TERMINAL
+from jupyter_jobctl.core.timestamps import iso
+from jupyter_jobctl.server.handlers import AUTH_RESOURCE, MAX_INT, ErrorMixin, run_in_db_pool
 
 log = logging.getLogger("jupyter_jobctl")
 

@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, TraitError, Type, Unicode, default, validate
 
-from .handlers import ROUTES, NotFoundHandler, url_pattern
-from .manager import JobManager, StopPolicy
-from .stream import WS_ROUTES, EventHub
+from jupyter_jobctl.engine.manager import JobManager, StopPolicy
+from jupyter_jobctl.server.handlers import ROUTES, NotFoundHandler, url_pattern
+from jupyter_jobctl.server.stream import WS_ROUTES, EventHub
 
 FREEZE_AFTER = 5.0  # seconds after start: other extensions and first requests have loaded
 
@@ -40,9 +40,16 @@ class JobCtl(ExtensionApp):
     retention_days = Integer(0, help="Delete finished jobs after this many days (0: keep).").tag(
         config=True
     )
-    executor = Enum(["local"], "local", help="Where jobs run: 'local' (per-job supervisors).").tag(
-        config=True
-    )
+    executor = Unicode(
+        "local",
+        help="Where jobs run, by name: 'local' (per-job supervisors on this machine).",
+    ).tag(config=True)
+    executor_class = Type(
+        None,
+        klass="jupyter_jobctl.engine.executors.base.Executor",
+        allow_none=True,
+        help="Your own Executor subclass; overrides `executor` when set.",
+    ).tag(config=True)
     max_concurrent_replays = Integer(
         8, help="Database pages read for streams at once (replays, slow clients); others wait."
     ).tag(config=True)
@@ -72,9 +79,18 @@ class JobCtl(ExtensionApp):
         config=True
     )
 
+    @validate("executor")
+    def _valid_executor(self, proposal: Any) -> str:
+        from jupyter_jobctl.engine.executors import EXECUTORS
+
+        if proposal["value"] not in EXECUTORS:
+            known = ", ".join(sorted(EXECUTORS))
+            raise TraitError(f"c.JobCtl.executor must be one of: {known}.")
+        return str(proposal["value"])
+
     @default("db_url")
     def _default_db_url(self) -> str:
-        from .manager import default_db_url
+        from jupyter_jobctl.engine.manager import default_db_url
 
         return default_db_url()
 
@@ -85,7 +101,13 @@ class JobCtl(ExtensionApp):
             kill_grace=self.kill_grace,
             heartbeat_interval=self.heartbeat_interval,
         )
-        self.manager = JobManager(self.db_url, policy=policy, job_nice=self.job_nice)
+        self.manager = JobManager(
+            self.db_url,
+            policy=policy,
+            executor_name=self.executor,
+            executor_class=self.executor_class,
+            job_nice=self.job_nice,
+        )
         self.db_pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="jobctl-db")
         self.health_pool = ThreadPoolExecutor(1, thread_name_prefix="jobctl-health")
         settings: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Per-job supervisor: ``python -m jupyter_jobctl.supervisor JOB_ID ATTEMPT``.
+"""Per-job supervisor: ``python -m jupyter_jobctl.procs.supervisor JOB_ID ATTEMPT``.
 
 Runs in its own session (started by the local executor), outlives the Jupyter server, and
 owns one attempt of one job: it starts the worker in its own process group, captures its
@@ -20,8 +20,8 @@ import time
 from collections import deque
 from typing import IO, Any
 
-from . import handshake, processes
-from .processes import Identity
+from jupyter_jobctl.procs import handshake, processes
+from jupyter_jobctl.procs.processes import Identity
 
 # Started as a fresh Python (no launcher), the supervisor imports the store (SQLAlchemy) only
 # after the worker was spawned: the two imports then overlap.
@@ -100,7 +100,7 @@ class Supervisor:
                 self._spawn(launch["kind"], launch["spec"])
             except OSError as exc:
                 spawn_error = exc
-        from .store import Store
+        from jupyter_jobctl.db.store import Store
 
         self.store = Store(self.db_url)
         me = Identity.of(os.getpid())
@@ -164,7 +164,13 @@ class Supervisor:
         if kind == "command":
             argv = list(spec["argv"])
         else:
-            argv = [sys.executable, "-m", "jupyter_jobctl.worker", self.job_id, str(self.attempt)]
+            argv = [
+                sys.executable,
+                "-m",
+                "jupyter_jobctl.procs.worker",
+                self.job_id,
+                str(self.attempt),
+            ]
             self.handshake, theirs = socket.socketpair()
             env[handshake.FD_ENV] = str(theirs.fileno())
             env.update(handshake.plan_env(kind, spec))  # no database read before READY
@@ -301,7 +307,7 @@ class Supervisor:
             processes.signal_group(self.worker_id, signal.SIGKILL)
         try:
             if self.store is None:
-                from .store import Store
+                from jupyter_jobctl.db.store import Store
 
                 self.store = Store(self.db_url)
             self.flush()

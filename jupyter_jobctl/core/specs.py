@@ -11,8 +11,8 @@ import os
 import re
 from typing import Any
 
-from .errors import SpecError
-from .states import JobKind
+from jupyter_jobctl.core.errors import SpecError
+from jupyter_jobctl.core.states import JobKind
 
 DEMO_TARGET = "jupyter_jobctl.examples.train:main"
 MAX_NAME = 200

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from jupyter_jobctl.core.errors import SpecError
 
 DOCUMENT = Path(__file__).parent / "openapi.json"
 _TYPE_WORDS = {

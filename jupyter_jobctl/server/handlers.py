@@ -17,8 +17,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from . import openapi
-from .errors import Conflict, JobctlError, JobNotFound, SpecError, StorageError
+from jupyter_jobctl.core.errors import Conflict, JobctlError, JobNotFound, SpecError, StorageError
+from jupyter_jobctl.server import openapi
 
 AUTH_RESOURCE = "jobctl"
 MAX_BODY = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Launcher: ``python -m jupyter_jobctl.launcher DB_URL``, a warm fork server for supervisors.
+"""Launcher: ``python -m jupyter_jobctl.procs.launcher DB_URL``, a warm fork server for supervisors.
 
 Starting a supervisor as a fresh Python costs an interpreter start plus SQLAlchemy's import
 (~200 ms here) before it can record the job as running. The local executor therefore keeps
@@ -23,8 +23,8 @@ import sys
 from functools import partial
 from typing import Any
 
-from . import processes, supervisor
-from .store import preload_driver
+from jupyter_jobctl.db.store import preload_driver
+from jupyter_jobctl.procs import processes, supervisor
 
 REAP_EVERY = 1.0  # seconds: finished supervisors are collected at least this often
 

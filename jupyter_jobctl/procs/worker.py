@@ -1,4 +1,4 @@
-"""Main of a job's worker process: ``python -m jupyter_jobctl.worker JOB_ID ATTEMPT``.
+"""Main of a job's worker process: ``python -m jupyter_jobctl.procs.worker JOB_ID ATTEMPT``.
 
 Started by the supervisor in its own process group, with JOBCTL_DB_URL in the environment
 (and usually the job's plan and a handshake socket, see :mod:`handshake`). It attaches the
@@ -20,8 +20,9 @@ import sys
 import traceback
 from typing import Any
 
-from . import handshake, runtime
-from .runtime import Cancelled
+from jupyter_jobctl import runtime
+from jupyter_jobctl.procs import handshake
+from jupyter_jobctl.runtime import Cancelled
 
 EXIT_CANCELLED = 0  # a cooperative cancel is a clean exit; the job's status says "cancelled"
 EXIT_INTERRUPTED = 130
@@ -44,7 +45,7 @@ def _run_pytest(job_id: str, attempt: int, stores: _LazyStore, args: list[str]) 
     """Run pytest with the jobctl plugin; a run that finished (even with failures) is 0."""
     import pytest
 
-    from . import pytest_plugin
+    from jupyter_jobctl import pytest_plugin
 
     code = int(pytest.main([*args, "-p", "jupyter_jobctl.pytest_plugin"]))
     pytest_plugin.ensure_summary(code)
@@ -67,7 +68,7 @@ class _LazyStore:
 
     def get(self) -> Any:
         if self._store is None:
-            from .store import Store
+            from jupyter_jobctl.db.store import Store
 
             self._store = Store(self.db_url)
         return self._store

@@ -1,7 +1,7 @@
 """Executors launch a job attempt somewhere and answer whether its processes still live.
 
 ``LocalExecutor`` starts one supervisor process per attempt in its own session on this
-machine, forked by a warm launcher (``jupyter_jobctl.launcher``) when it can, else as a fresh
+machine, forked by a warm launcher (``jupyter_jobctl.procs.launcher``) when it can, else as a fresh
 Python. The supervisor owns the worker; the executor only launches, checks and, when a
 supervisor has vanished, cleans up what it left.
 """
@@ -18,10 +18,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-from . import handshake, processes
-from .processes import Identity
+from jupyter_jobctl.core.states import JobKind
+from jupyter_jobctl.engine.executors.base import Executor, Row
+from jupyter_jobctl.procs import handshake, processes
+from jupyter_jobctl.procs.processes import Identity
 
 log = logging.getLogger("jupyter_jobctl")
 
@@ -30,27 +32,13 @@ LAUNCHER_REPLY_TIMEOUT = 10.0  # seconds for one fork
 LAUNCHER_RETRY_AFTER = 60.0  # after a launcher failure, fresh Pythons for this long
 
 
-class Executor(Protocol):
-    def launch(
-        self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
-    ) -> None: ...
-
-    def is_alive(self, row: dict[str, Any]) -> bool | None: ...
-
-    def clean_up(self, row: dict[str, Any]) -> int: ...
-
-    def reap(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class _Launcher:
     """The pipe to one warm launcher process; the executor serialises requests."""
 
     def __init__(self, db_url: str, stderr: IO[bytes] | None) -> None:
         self.db_url = db_url
         self.proc = processes.spawn(
-            [sys.executable, "-m", "jupyter_jobctl.launcher", db_url],
+            [sys.executable, "-m", "jupyter_jobctl.procs.launcher", db_url],
             env=_server_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -105,8 +93,10 @@ class _Launcher:
             self.proc.wait()
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Supervisors as detached local processes (``setsid``), surviving the server."""
+
+    name = "local"
 
     def __init__(self, log_dir: str | os.PathLike[str] | None = None, job_nice: int = 0) -> None:
         self.log_dir = Path(log_dir) if log_dir else None
@@ -122,7 +112,12 @@ class LocalExecutor:
         self._closed = False
 
     def launch(
-        self, job_id: str, attempt: int, db_url: str, kind: str | None = None, spec: Any = None
+        self,
+        job_id: str,
+        attempt: int,
+        db_url: str,
+        kind: JobKind | str | None = None,
+        spec: dict[str, Any] | None = None,
     ) -> None:
         self.reap()
         env = _server_env()
@@ -135,7 +130,7 @@ class LocalExecutor:
             return
         if kind is not None:
             env.update(handshake.plan_env(kind, spec))
-        argv = [sys.executable, "-m", "jupyter_jobctl.supervisor", job_id, str(attempt)]
+        argv = [sys.executable, "-m", "jupyter_jobctl.procs.supervisor", job_id, str(attempt)]
         log_file = self._open_log(log_name)
         try:
             sink = log_file if log_file is not None else subprocess.DEVNULL
@@ -260,7 +255,7 @@ class LocalExecutor:
             self._children = running
             self._forked = [ident for ident in self._forked if ident.alive()]
 
-    def is_alive(self, row: dict[str, Any]) -> bool | None:
+    def is_alive(self, row: Row) -> bool | None:
         """True/False for this machine's supervisors; None when the job ran on another host."""
         if row.get("host") and row["host"] != _hostname():
             return None
@@ -269,12 +264,20 @@ class LocalExecutor:
         ident = Identity(row["supervisor_pid"], row["supervisor_start"], row["boot_id"] or "")
         return ident.alive()
 
-    def worker_alive(self, row: dict[str, Any]) -> bool:
+    def _worker(self, row: Row) -> Identity | None:
         if row.get("worker_pid") is None:
-            return False
-        return Identity(row["worker_pid"], row["worker_start"], row["boot_id"] or "").alive()
+            return None
+        return Identity(row["worker_pid"], row["worker_start"], row["boot_id"] or "")
 
-    def clean_up(self, row: dict[str, Any]) -> int:
+    def worker_alive(self, row: Row) -> bool:
+        worker = self._worker(row)
+        return worker is not None and worker.alive()
+
+    def signal(self, row: Row, sig: int) -> bool:
+        worker = self._worker(row)
+        return worker is not None and processes.signal_group(worker, sig)
+
+    def clean_up(self, row: Row) -> int:
         """Kill whatever the job left behind once its supervisor is gone; returns the count."""
         return processes.kill_job_processes(row["id"])
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-from .timestamps import iso
+from jupyter_jobctl.core.timestamps import iso
 
 metadata = MetaData()
 

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from jupyter_jobctl.models import metadata
+from jupyter_jobctl.db.models import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

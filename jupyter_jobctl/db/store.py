@@ -34,9 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from .errors import Conflict, JobNotFound, SpecError, StorageError
-from .models import batch_to_json, event_to_json, events, job_to_json, jobs, meta
-from .states import ACTIVE, TERMINAL, TRANSITIONS, JobState
+from jupyter_jobctl.core.errors import Conflict, JobNotFound, SpecError, StorageError
+from jupyter_jobctl.core.states import ACTIVE, TERMINAL, TRANSITIONS, JobState
+from jupyter_jobctl.db.models import batch_to_json, event_to_json, events, job_to_json, jobs, meta
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_LOG_LINE = 8 * 1024

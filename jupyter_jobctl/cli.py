@@ -1,0 +1,1 @@
+"""`jupyter jobctl`: the command line."""

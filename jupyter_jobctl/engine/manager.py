@@ -1,0 +1,345 @@
+"""JobManager: the single entry point for the server, the CLI, the magics and tests.
+
+It validates requests, drives the store's transitions, launches supervisors through an
+executor and reconciles jobs whose processes vanished. It holds no job state of its own:
+a job keeps running, and stays stoppable, after the manager (or its process) is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_jobctl.core.errors import Conflict, SpecError
+from jupyter_jobctl.core.specs import validate_job
+from jupyter_jobctl.core.states import JobState
+from jupyter_jobctl.db.store import Store, request_hash
+from jupyter_jobctl.engine.executors import Executor, make_executor
+
+log = logging.getLogger("jupyter_jobctl")
+
+# An initializing job gets this long to show a supervisor before it can be called lost
+# (Ray PR #34223: recovery must not race a freshly started job).
+START_GRACE = 30.0
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+
+
+@dataclass
+class StopPolicy:
+    """The stop ladder's timings (DESIGN §4), copied onto each job when it starts."""
+
+    interrupt_after: float = 0.5
+    stop_grace: float = 3.0
+    kill_grace: float = 2.0
+    heartbeat_interval: float = 1.0
+
+
+def _without_paths(args: list[str], cwd: str | None) -> list[str]:
+    """pytest args minus the test paths, so options (-k, -n, --nbval-lax …) carry over."""
+    base = Path(cwd) if cwd else Path.cwd()
+    kept = []
+    for arg in args:
+        target = arg.split("::", 1)[0]
+        if not arg.startswith("-") and target and (base / target).exists():
+            continue
+        kept.append(arg)
+    return kept
+
+
+def _parse_status_filter(status: str | list[str] | None) -> list[str] | None:
+    if status is None or status == "":
+        return None
+    values = status.split(",") if isinstance(status, str) else list(status)
+    known = {s.value for s in JobState}
+    for value in values:
+        if value not in known:
+            raise SpecError(
+                "status", f"status {value!r} is not one of: {', '.join(sorted(known))}."
+            )
+    return values
+
+
+class JobManager:
+    def __init__(
+        self,
+        db_url: str | None = None,
+        *,
+        policy: StopPolicy | None = None,
+        executor: Executor | None = None,
+        executor_name: str = "local",
+        executor_class: type[Executor] | None = None,
+        migrate: bool = True,
+        job_nice: int = 0,
+    ) -> None:
+        self.store = Store(db_url)
+        self.db_url = self.store.url
+        if migrate:
+            self.store.upgrade()
+        self.policy = policy or StopPolicy()
+        self.executor: Executor = executor or make_executor(
+            executor_name, executor_class, log_dir=self.store.log_dir(), job_nice=job_nice
+        )
+        self._reconciler: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # ------------------------------------------------------------ commands
+
+    def create(
+        self,
+        kind: Any,
+        spec: Any,
+        name: Any = None,
+        *,
+        start: bool = False,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Validate and insert a job (``pending``); with ``start`` also start it.
+
+        Returns ``(job, created)``; ``created`` is False when the idempotency key matched an
+        earlier identical request, whose job is returned unchanged.
+        """
+        kind, name, clean = validate_job(kind, spec, name)
+        body_hash = request_hash([kind, name, clean, bool(start)]) if idempotency_key else None
+        job, created = self.store.create_job(
+            kind, name, clean, idempotency_key=idempotency_key, body_hash=body_hash
+        )
+        if created and start:
+            job = self.start(job["id"])
+        return job, created
+
+    def start(self, job_id: str) -> dict[str, Any]:
+        p = self.policy
+        row = self.store.start_job(
+            job_id,
+            interrupt_after=p.interrupt_after,
+            stop_grace=p.stop_grace,
+            kill_grace=p.kill_grace,
+            heartbeat_interval=p.heartbeat_interval,
+        )
+        try:
+            spec = json.loads(row["spec"])
+            self.executor.launch(job_id, row["attempt"], self.db_url, row["kind"], spec)
+        except OSError as exc:
+            self.store.finish(
+                job_id, row["attempt"], "failed", reason=f"Could not launch the supervisor: {exc}."
+            )
+        return self.store.get_job(job_id)
+
+    def stop(self, job_id: str) -> dict[str, Any]:
+        """Idempotent and immediate: the supervisor sees the flag and runs the stop ladder."""
+        return self.store.request_stop(job_id)
+
+    def pause(self, job_id: str) -> dict[str, Any]:
+        return self.store.request_pause(job_id)
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        return self.store.request_resume(job_id)
+
+    def delete(self, job_id: str) -> None:
+        self.store.delete_job(job_id)
+
+    # ------------------------------------------------------------ queries
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self.store.get_job(job_id)
+
+    def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        statuses = _parse_status_filter(status)
+        if kind is not None and kind not in ("training", "test_batch", "command"):
+            raise SpecError("kind", "kind must be one of: training, test_batch, command.")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise SpecError("limit", "limit must be an integer from 1 to 1000.")
+        return self.store.list_jobs(status=statuses, kind=kind, limit=limit, cursor=cursor)
+
+    def events(
+        self, job_id: str, after: int = 0, limit: int = 500, type_: str | None = None
+    ) -> list[dict[str, Any]]:
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 2**53:
+            raise SpecError("after", "after must be an integer from 0 to 2**53.")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise SpecError("limit", "limit must be an integer from 1 to 1000.")
+        return self.store.events_after(job_id, after, limit, type_)
+
+    def events_raw(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, float, str]]:
+        """Events as stored (data is JSON text), for the streams."""
+        return self.store.events_raw(job_id, after, limit)
+
+    def results(
+        self, job_id: str, outcome: str | None = None, after: int = 0, limit: int = 500
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A batch's per-test results (``result`` events), optionally of one outcome."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise SpecError("outcome", f"outcome must be one of: {', '.join(OUTCOMES)}.")
+        self.events(job_id, after, limit)  # validates paging and that the job exists
+        found: list[dict[str, Any]] = []
+        cursor = after
+        while len(found) < limit:
+            page = self.store.events_after(job_id, cursor, 1000, "result")
+            if not page:
+                return found, None
+            for event in page:
+                cursor = event["seq"]
+                if outcome is None or event["data"].get("outcome") == outcome:
+                    found.append({"seq": event["seq"], "ts": event["ts"], **event["data"]})
+                    if len(found) == limit:
+                        break
+        return found, cursor
+
+    def rerun(self, job_id: str, only: str | None = None) -> dict[str, Any]:
+        """A new job with the same spec; ``only="failed"`` reruns a batch's failed tests."""
+        row = self.store.get_row(job_id)
+        spec = json.loads(row["spec"])
+        if only is not None:
+            if only != "failed":
+                raise SpecError("only", 'only must be "failed" (or left out to rerun everything).')
+            if row["kind"] != "test_batch":
+                raise SpecError("only", 'only="failed" applies to test batches.')
+            nodeids: list[str] = []
+            for bad in ("failed", "error"):
+                page, nxt = self.results(job_id, bad, 0, 1000)
+                while True:
+                    nodeids += [r["nodeid"] for r in page if r.get("nodeid")]
+                    if nxt is None:
+                        break
+                    page, nxt = self.results(job_id, bad, nxt, 1000)
+            if not nodeids:
+                raise Conflict(f"Job {job_id} has no failed tests to rerun.", row["status"])
+            spec["args"] = _without_paths(spec.get("args", []), spec.get("cwd")) + sorted(
+                set(nodeids), key=nodeids.index
+            )
+        name = row["name"] if only is None else f"{row['name']} (failed only)"
+        job, _ = self.create(row["kind"], spec, name, start=True)
+        return job
+
+    def active_batches(self) -> list[dict[str, Any]]:
+        return self.store.active_batches()
+
+    def changed_since(self, since: float) -> list[tuple[float, dict[str, Any]]]:
+        return self.store.changed_since(since)
+
+    def health(self) -> dict[str, str]:
+        try:
+            self.store.ping()
+            return {"status": "ok", "db": "ok"}
+        except Exception:
+            return {"status": "degraded", "db": "unreachable"}
+
+    def epoch(self) -> str:
+        return self.store.epoch()
+
+    # ------------------------------------------------------------ reconciliation
+
+    def reconcile(self) -> dict[str, list[str]]:
+        """Re-adopt jobs whose supervisor lives; end the others with a reason.
+
+        A job is only declared gone when its recorded processes are gone *and* its
+        heartbeat is stale (or never came and the start grace has passed).
+        """
+        self.executor.reap()
+        outcome: dict[str, list[str]] = {
+            "adopted": [],
+            "lost": [],
+            "failed": [],
+            "cancelled": [],
+            "waiting": [],
+        }
+        now = time.time()
+        for row in self.store.active_rows():
+            if self.executor.adopt(row):
+                outcome["adopted"].append(row["id"])
+                continue
+            interval = row["heartbeat_interval"] or self.policy.heartbeat_interval
+            last = row["heartbeat_at"] or row["started_at"] or row["created_at"]
+            fresh = now - last < 3 * interval
+            if row["supervisor_pid"] is None and now - (row["started_at"] or now) < START_GRACE:
+                outcome["waiting"].append(row["id"])
+                continue
+            if fresh and row["supervisor_pid"] is not None:
+                outcome["waiting"].append(row["id"])
+                continue
+            self._end_orphan(row, outcome)
+        return outcome
+
+    def _end_orphan(self, row: dict[str, Any], outcome: dict[str, list[str]]) -> None:
+        worker_alive = self.executor.worker_alive(row)
+        killed = self.executor.clean_up(row)
+        if worker_alive:
+            reason = (
+                "The job's supervisor process died while the worker still ran; the worker "
+                f"was killed ({killed} process(es))."
+            )
+            to = "failed"
+        elif row["supervisor_pid"] is None:
+            reason = "The job's supervisor never started (no heartbeat within the start grace)."
+            to = "lost"
+        elif row["status"] == "stopping":
+            reason = "Stopped by request; its processes ended before an exit was recorded."
+            to = "cancelled"
+        else:
+            reason = (
+                "The job's supervisor and worker processes are gone and no exit was recorded "
+                "(killed, or the machine restarted)."
+            )
+            to = "lost"
+        if self.store.finish(
+            row["id"],
+            row["attempt"],
+            to,
+            reason=reason,
+            logs=[f"[jobctl] {reason}"],
+            expect_status=[row["status"]],
+        ):
+            log.warning("job %s marked %s: %s", row["id"], to, reason)
+            outcome[to].append(row["id"])
+
+    def apply_retention(self, days: float) -> int:
+        """Delete terminal jobs (and their events) that finished more than ``days`` ago."""
+        if days <= 0:
+            return 0
+        return self.store.delete_finished_before(time.time() - days * 86400)
+
+    def run_reconciler(self, interval: float | None = None, retention_days: float = 0) -> None:
+        """Reconcile (and apply retention) now and then every ``interval`` s in a daemon thread."""
+        every = interval or 3 * self.policy.heartbeat_interval
+
+        def loop() -> None:
+            while not self._closing.is_set():
+                try:
+                    self.reconcile()
+                    self.apply_retention(retention_days)
+                except Exception:  # keep the loop alive; the next pass retries
+                    log.exception("reconcile failed")
+                self._closing.wait(every)
+
+        self._reconciler = threading.Thread(target=loop, name="jobctl-reconciler", daemon=True)
+        self._reconciler.start()
+
+    def warm(self) -> None:
+        """Get ready to start jobs fast (the local executor's launcher imports once)."""
+        self.executor.warm(self.db_url)
+
+    def close(self) -> None:
+        """Release database connections and the launcher. Running jobs are not touched."""
+        self._closing.set()
+        if self._reconciler is not None:
+            self._reconciler.join(timeout=5)
+        self.executor.close()
+        self.store.close()
+
+
+def default_db_url() -> str:
+    from jupyter_jobctl.db.store import default_db_url as _default
+
+    return _default()

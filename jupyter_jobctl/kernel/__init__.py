@@ -1,0 +1,1 @@
+"""Inside the user's kernel: the API client, widgets and %jobctl magics."""
