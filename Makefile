@@ -20,7 +20,7 @@ $(VENV)/.run-deps: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab,test]'
+	$(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab,postgres,dev,test]'
 	@touch $@ $(VENV)/.run-deps
 
 # PostgreSQL (for the parity tests) from Debian, only when it is missing

@@ -74,7 +74,7 @@ doc = {
     "info": {
         "title": "jupyter_jobctl",
         "version": "0.1.0",
-        "description": "Supervised, persistent, stoppable jobs for Jupyter (DESIGN §6). Every route needs Jupyter's token or cookie (XSRF for cookie POSTs) except GET /health. Authorisation resource `jobctl`: `read` for GET and streams, `write` for stop/pause/resume/delete, `execute` for create/start/rerun. WebSocket routes are described under `x-websockets`.",
+        "description": "Supervised, persistent, stoppable jobs for Jupyter (docs/api.md, docs/architecture.md). Every route needs Jupyter's token or cookie (XSRF for cookie POSTs) except GET /health. Authorisation resource `jobctl`: `read` for GET and streams, `write` for stop/pause/resume/delete, `execute` for create/start/rerun. WebSocket routes are described under `x-websockets`.",
     },
     "servers": [{"url": "{base_url}jobctl/api", "variables": {"base_url": {"default": "/"}}}],
     "security": [{"token": []}],
