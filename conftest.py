@@ -1,16 +1,14 @@
-"""Shared fixtures: real SQLite files, a real PostgreSQL server, managers with short graces."""
+"""Shared fixtures: real SQLite files, a real PostgreSQL server, managers with short graces.
+
+The real processes (a ``jupyter server`` subprocess, a PostgreSQL cluster) come from
+``tests/harness.py``, which the benchmarks share.
+"""
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,8 @@ import pytest
 from jupyter_jobctl.core.states import TERMINAL
 from jupyter_jobctl.manager import JobManager, StopPolicy
 from jupyter_jobctl.procs.processes import kill_job_processes
+from tests.harness import JupyterServer, PostgresCluster, jobctl_options, pg_bin
+from tests.harness import wait_for as wait_for  # the tests import it from here
 
 # pytest-jupyter has no entry point; it must be declared in the root conftest
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -39,74 +39,37 @@ DEMO_TARGET = "jupyter_jobctl.examples.train:main"
 FAST_POLICY = StopPolicy(
     interrupt_after=0.3, stop_grace=1.0, kill_grace=0.7, heartbeat_interval=0.3
 )
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
-    """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+FAST_OPTIONS = {
+    "interrupt_after": FAST_POLICY.interrupt_after,
+    "stop_grace": FAST_POLICY.stop_grace,
+    "kill_grace": FAST_POLICY.kill_grace,
+    "heartbeat_interval": FAST_POLICY.heartbeat_interval,
+}
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A throw-away PostgreSQL cluster run as the `postgres` user (initdb refuses root)."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bins:
+def postgres_server() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for the session (one per xdist worker)."""
+    bin_dir = pg_bin()
+    if bin_dir is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed; `make test` installs Debian postgresql.")
         pytest.skip("PostgreSQL is not installed (run `make test`)")
-    bin_dir = bins[-1]
-    data = tempfile.mkdtemp(prefix="jobctl-pg-")
-    port = _free_port()
-    as_pg: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres")
-    subprocess.run(
-        [*as_pg, f"{bin_dir}/initdb", "-D", data, "-A", "trust", "-U", "jobctl"],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(
-        [*as_pg, f"{bin_dir}/pg_ctl", "-D", data, "-w", "-l", f"{data}/log", "-o", opts, "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://jobctl@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*as_pg, f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with PostgresCluster(bin_dir, max_connections=200) as cluster:
+        yield cluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One fresh database per test, on each backend."""
+    """One fresh database per test, on each backend (``SQLITE_ONLY``: on SQLite alone)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobctl.db'}"
-    server = request.getfixturevalue("postgres_server")
-    import psycopg
+    return request.getfixturevalue("postgres_server").create_database()
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.replace("postgresql+psycopg", "postgresql") + "/postgres") as conn:
-        conn.autocommit = True
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{server}/{name}"
+
+# For a test of the processes (signals, sessions, environments) rather than of the store:
+# the database only records what happened, and PostgreSQL would prove nothing more.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -218,90 +181,22 @@ def server_manager(jp_serverapp) -> JobManager:
     return jp_serverapp.web_app.settings["jobctl_manager"]
 
 
-class RealServer:
-    """A `jupyter server` subprocess with the extension (for restart and fuzz tests)."""
+class RealServer(JupyterServer):
+    """A `jupyter server` subprocess with the extension on ``db_url`` and the short stop
+    ladder, started (and healthy) on construction; ``request`` paths are under the API."""
 
-    def __init__(self, root: Path, db_url: str, port: int | None = None) -> None:
-        import secrets
-        import sys
-
-        self.root, self.db_url = root, db_url
-        self.port = port or _free_port()
-        self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-            "JUPYTER_CONFIG_DIR": str(root / "config"),
-            "JUPYTER_DATA_DIR": str(root / "data"),
-        }
-        argv = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={self.port}",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.port_retries=0",
-            "--ServerApp.jpserver_extensions={'jupyter_jobctl': True}",
-            f"--JobCtl.db_url={db_url}",
-            f"--JobCtl.interrupt_after={FAST_POLICY.interrupt_after}",
-            f"--JobCtl.stop_grace={FAST_POLICY.stop_grace}",
-            f"--JobCtl.kill_grace={FAST_POLICY.kill_grace}",
-            f"--JobCtl.heartbeat_interval={FAST_POLICY.heartbeat_interval}",
-        ]
-        if os.geteuid() == 0:
-            argv.append("--allow-root")
-        self.log = open(root / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            argv, env=env, stdout=self.log, stderr=self.log, start_new_session=True
-        )
-        wait_for(self._healthy, 60, "the Jupyter server to answer /health")
-
-    def _healthy(self) -> bool:
-        import urllib.request
-
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"server exited: {(self.root / f'server-{self.port}.log').read_text()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{self.url}/jobctl/api/health", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
-        import json
-        import urllib.error
-        import urllib.request
-
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"{self.url}/jobctl/api{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                text = r.read()
-                return r.status, (json.loads(text) if text else None)
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
-    def kill(self) -> None:
-        """kill -9 the whole server (its process group); jobs live in their own sessions."""
-        import signal
-
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=30)
-        self.log.close()
+    def __init__(
+        self,
+        root: Path,
+        db_url: str,
+        port: int | None = None,
+        options: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        options = [*jobctl_options(db_url, **FAST_OPTIONS), *options]
+        super().__init__(root, options, port=port, env=env, name="jobctl")
+        self.db_url = db_url
+        self.start()
 
 
 @pytest.fixture

@@ -15,3 +15,10 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from jupyter_jobctl.server.extension import JobCtl
 
     return [{"module": "jupyter_jobctl", "app": JobCtl}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_jobctl``: the ``%jobctl`` magics."""
+    from jupyter_jobctl.kernel.magics import load_ipython_extension as load
+
+    load(ipython)

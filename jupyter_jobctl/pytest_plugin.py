@@ -5,7 +5,8 @@ globally). It reports through the job runtime:
 
 - ``collection`` ``{"total"}`` once the test count is known (collection errors are results);
 - ``result`` ``{"nodeid", "outcome", "duration", "message"?, "output"?}`` per test, never per
-  phase: setup, call and teardown are folded into one outcome
+  phase: setup, call and teardown are folded into one outcome, a
+  :class:`~jupyter_jobctl.core.states.TestOutcome`
   (``passed|failed|skipped|error|xfailed|xpassed``);
 - ``summary`` ``{"counts", "exit_code"}`` at the end;
 
@@ -21,10 +22,10 @@ from typing import Any
 import pytest
 
 from jupyter_jobctl import runtime as jc
+from jupyter_jobctl.core.states import EventType, TestOutcome
 
 MAX_MESSAGE = 2000
 MAX_OUTPUT = 4096
-OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
 EXIT_MEANING = {
     0: "all tests passed",
     1: "some tests failed",
@@ -57,7 +58,7 @@ class _Test:
     __slots__ = ("duration", "message", "outcome", "output")
 
     def __init__(self) -> None:
-        self.outcome: str | None = None
+        self.outcome: TestOutcome | None = None
         self.duration = 0.0
         self.message: str | None = None
         self.output = ""
@@ -72,28 +73,29 @@ class _Test:
         xfail = hasattr(report, "wasxfail")
         if report.when == "call":
             if xfail:
-                self.outcome = "xfailed" if report.skipped else "xpassed"
+                self.outcome = TestOutcome.XFAILED if report.skipped else TestOutcome.XPASSED
             else:
-                self.outcome = report.outcome
-            if report.outcome != "passed" or xfail:
+                self.outcome = TestOutcome(report.outcome)
+            if report.outcome != TestOutcome.PASSED or xfail:
                 self.message = _message(report) or (report.wasxfail if xfail else None)
         elif report.failed:  # setup or teardown failed: an error, whatever the call did
-            if self.outcome != "failed":
-                self.outcome = "error"
+            if self.outcome != TestOutcome.FAILED:
+                self.outcome = TestOutcome.ERROR
                 self.message = _message(report)
         elif report.skipped and self.outcome is None:  # skipped (or xfail) in setup
-            self.outcome = "xfailed" if xfail else "skipped"
+            self.outcome = TestOutcome.XFAILED if xfail else TestOutcome.SKIPPED
             self.message = _message(report)
 
     def data(self, nodeid: str) -> dict[str, Any]:
+        outcome = self.outcome or TestOutcome.PASSED
         out: dict[str, Any] = {
             "nodeid": nodeid,
-            "outcome": self.outcome or "passed",
+            "outcome": outcome.value,
             "duration": round(self.duration, 6),
         }
         if self.message:
             out["message"] = self.message
-        if self.output and out["outcome"] in ("failed", "error"):
+        if self.output and outcome in (TestOutcome.FAILED, TestOutcome.ERROR):
             out["output"] = _trim(self.output, MAX_OUTPUT)
         return out
 
@@ -103,7 +105,7 @@ class JobctlReporter:
         self.config = config
         self.job = jc.current()
         self.total = 0
-        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.counts = _zero_counts()
         self.tests: dict[str, _Test] = {}
         self.summarised = False
 
@@ -114,14 +116,14 @@ class JobctlReporter:
         return {
             "count_total": max(self.total, sum(c.values())),
             "count_completed": sum(c.values()),
-            "count_passed": c["passed"] + c["xpassed"],
-            "count_failed": c["failed"] + c["error"],
-            "count_skipped": c["skipped"] + c["xfailed"],
+            "count_passed": c[TestOutcome.PASSED] + c[TestOutcome.XPASSED],
+            "count_failed": c[TestOutcome.FAILED] + c[TestOutcome.ERROR],
+            "count_skipped": c[TestOutcome.SKIPPED] + c[TestOutcome.XFAILED],
         }
 
     def _record(self, data: dict[str, Any]) -> None:
         self.counts[data["outcome"]] += 1
-        self.job.event("result", data, **self._row_counts())
+        self.job.event(EventType.RESULT, data, **self._row_counts())
         done = sum(self.counts.values())
         self.job.set_progress(done, max(self.total, done), unit="test", checkpoint=False)
 
@@ -133,15 +135,15 @@ class JobctlReporter:
             self._record(
                 {
                     "nodeid": report.nodeid or ".",
-                    "outcome": "error",
+                    "outcome": TestOutcome.ERROR.value,
                     "duration": 0.0,
                     "message": _message(report) or "collection failed",
                 }
             )
 
     def _collected(self, total: int) -> None:
-        self.total = total + self.counts["error"]
-        self.job.event("collection", {"total": self.total}, **self._row_counts())
+        self.total = total + self.counts[TestOutcome.ERROR]
+        self.job.event(EventType.COLLECTION, {"total": self.total}, **self._row_counts())
         self.job.set_progress(sum(self.counts.values()), self.total, unit="test", checkpoint=False)
 
     @pytest.hookimpl(trylast=True)
@@ -181,11 +183,16 @@ class JobctlReporter:
         data: dict[str, Any] = {"counts": dict(self.counts), "exit_code": exit_code}
         if exit_code not in (0, 1):
             data["error"] = EXIT_MEANING.get(exit_code, f"pytest exited with code {exit_code}")
-        self.job.event("summary", data, **self._row_counts())
+        self.job.event(EventType.SUMMARY, data, **self._row_counts())
         self.job.flush()
 
 
 _reporter: JobctlReporter | None = None
+
+
+def _zero_counts() -> dict[str, int]:
+    """Tests per outcome, keyed by the outcomes' plain strings (the summary's ``counts``)."""
+    return {outcome.value: 0 for outcome in TestOutcome}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -203,9 +210,9 @@ def ensure_summary(exit_code: int) -> None:
     else:
         job = jc.current()
         job.event(
-            "summary",
+            EventType.SUMMARY,
             {
-                "counts": dict.fromkeys(OUTCOMES, 0),
+                "counts": _zero_counts(),
                 "exit_code": exit_code,
                 "error": EXIT_MEANING.get(exit_code, "pytest failed to start"),
             },

@@ -20,9 +20,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from jupyter_jobctl.core.states import EventType, JobState
+
+if TYPE_CHECKING:
+    import socket
+
+    from jupyter_jobctl.db.store import EventItem, Store
 
 T = TypeVar("T")
+# event types as the queue holds them (plain strings, bound once: reporting is a hot path)
+_LOG = EventType.LOG.value
+_METRIC = EventType.METRIC.value
+_PROGRESS = EventType.PROGRESS.value
 
 FLUSH_INTERVAL = 0.05
 POLL_INTERVAL = 0.025  # stop/pause flag: half the flush period, for quick cooperative stops
@@ -78,9 +89,10 @@ class Job:
 
     # set by the poller: a stop or pause is pending, so checkpoints must look closer
     _flag = False
+    _manual: _Progress | None = None  # the counter of set_progress, once called
 
     def __init__(
-        self, job_id: str, attempt: int, config: dict[str, Any], open_store: Callable[[], Any]
+        self, job_id: str, attempt: int, config: dict[str, Any], open_store: Callable[[], Store]
     ) -> None:
         self.id = job_id
         self.attempt = attempt
@@ -88,9 +100,9 @@ class Job:
         # the store (SQLAlchemy: ~200 ms to import) is opened by the reporter thread, so the
         # job's code starts at once; reports queue up meanwhile
         self._open_store = open_store
-        self._store: Any = None
+        self._store: Store | None = None
         self._store_ready = threading.Event()
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self._queue: deque[EventItem] = deque()
         self._latest: dict[str, Any] = {}
         self._latest_lock = threading.Lock()
         self._stop_requested = False
@@ -107,13 +119,13 @@ class Job:
     def log(self, *parts: Any, stream: str = "stdout") -> None:
         line = " ".join(str(p) for p in parts)
         for piece in line.splitlines() or [""]:
-            self._queue.append(("log", {"line": piece, "stream": stream}))
+            self._queue.append((_LOG, {"line": piece, "stream": stream}))
 
     def metric(self, step: int | None = None, **values: Any) -> None:
         data: dict[str, Any] = dict(values)
         if step is not None:
             data["step"] = step
-        self._queue.append(("metric", data))
+        self._queue.append((_METRIC, data))
         with self._latest_lock:
             self._latest.setdefault("metrics", {}).update(values)
 
@@ -121,7 +133,7 @@ class Job:
         self, done: float, total: float | None = None, unit: str = "it", checkpoint: bool = True
     ) -> None:
         """Report progress by hand (``progress()`` does it for loops); checkpoints by default."""
-        prog = getattr(self, "_manual", None)
+        prog = self._manual
         if prog is None or prog.unit != unit or prog.total != total:
             prog = self._manual = _Progress(total, unit, done)
         prog.done = done
@@ -131,7 +143,7 @@ class Job:
 
     def _report_progress(self, prog: _Progress) -> None:
         data = prog.sample()
-        self._queue.append(("progress", data))
+        self._queue.append((_PROGRESS, data))
         with self._latest_lock:
             self._latest.update(
                 progress_done=data["done"],
@@ -141,9 +153,9 @@ class Job:
                 progress_eta=data["eta_s"],
             )
 
-    def event(self, type_: str, data: dict[str, Any], **latest: Any) -> None:
+    def event(self, type_: EventType | str, data: dict[str, Any], **latest: Any) -> None:
         """Low-level: queue any event type (used by the pytest plugin)."""
-        self._queue.append((type_, data))
+        self._queue.append((str(type_), data))
         if latest:
             with self._latest_lock:
                 self._latest.update(latest)
@@ -206,11 +218,11 @@ class Job:
         self._resumed.set()
         self._flag = True
 
-    def _apply_status(self, status: str, stop_requested_at: float | None) -> None:
+    def _apply_status(self, status: JobState | str, stop_requested_at: float | None) -> None:
         # a stop is final: a row read from before the supervisor's word must not undo it
-        stop = self._stop_requested or status in ("stopping", "cancelled")
+        stop = self._stop_requested or status in (JobState.STOPPING, JobState.CANCELLED)
         stop = stop or stop_requested_at is not None
-        paused = status == "paused"
+        paused = status == JobState.PAUSED
         self._stop_requested = stop
         self._paused = paused
         if paused:
@@ -235,12 +247,15 @@ class Job:
 
     def _run(self) -> None:
         self._connect()
+        store = self._store
+        if store is None:
+            return  # closed before the database opened
         next_flush = 0.0
         while not self._closed.wait(POLL_INTERVAL):
             try:
-                ctl = self._store.control(self.id)
+                ctl = store.control(self.id)
                 if ctl is None or ctl[1] != self.attempt:
-                    self._apply_status("cancelled", time.time())
+                    self._apply_status(JobState.CANCELLED, time.time())
                 else:
                     self._apply_status(ctl[0], ctl[2])
                 now = time.monotonic()
@@ -256,7 +271,7 @@ class Job:
             raise RuntimeError("the job database could not be opened; reports are queued")
         with self._flush_lock:
             while self._queue or self._latest:
-                batch: list[tuple[str, dict[str, Any]]] = []
+                batch: list[EventItem] = []
                 while self._queue and len(batch) < MAX_BATCH:
                     batch.append(self._queue.popleft())
                 with self._latest_lock:
@@ -316,7 +331,7 @@ class _StandIn:
     ) -> None:
         pass
 
-    def event(self, type_: str, data: dict[str, Any], **latest: Any) -> None:
+    def event(self, type_: EventType | str, data: dict[str, Any], **latest: Any) -> None:
         pass
 
     def progress(
@@ -356,7 +371,7 @@ def attach(
     calls ``opened``)."""
     global _current
 
-    def open_store() -> Any:
+    def open_store() -> Store:
         from jupyter_jobctl.db.store import Store
 
         store = Store(db_url)
@@ -368,7 +383,7 @@ def attach(
     return _current
 
 
-def listen_for_stop(end: Any) -> None:
+def listen_for_stop(end: socket.socket) -> None:
     """Worker: a thread that turns the supervisor's STOP on ``end`` into the stop flag."""
     from jupyter_jobctl.procs.handshake import wait_for_stop
 

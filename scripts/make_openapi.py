@@ -1,27 +1,22 @@
 """Writes jupyter_jobctl/server/openapi.json, the HTTP contract (DESIGN §6).
 
-Edit this file, run `python scripts/make_openapi.py`, commit both; tests/test_contract.py
-fails when the two disagree or when a registered route is missing from the document.
+Edit this file, run `.venv/bin/python scripts/make_openapi.py` (the package must be
+importable: states, kinds, outcomes and event types come from jupyter_jobctl.core.states),
+commit both; tests/test_contract.py fails when the two disagree or when a registered route
+is missing from the document.
 """
 
 import json
 from pathlib import Path
 
+from jupyter_jobctl.core.states import EventType, JobKind, JobState, TestOutcome
+
 TARGET = Path(__file__).resolve().parent.parent / "jupyter_jobctl" / "server" / "openapi.json"
-STATES = [
-    "pending",
-    "initializing",
-    "running",
-    "paused",
-    "stopping",
-    "completed",
-    "failed",
-    "cancelled",
-    "lost",
-]
-KINDS = ["training", "test_batch", "command"]
-OUTCOMES = ["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
-EVENT_TYPES = ["status", "progress", "metric", "log", "result", "collection", "summary"]
+# the enums of the contract, from their one definition (in definition order)
+STATES = [s.value for s in JobState]
+KINDS = [k.value for k in JobKind]
+OUTCOMES = [o.value for o in TestOutcome]
+EVENT_TYPES = [t.value for t in EventType]
 
 
 def ref(n):

@@ -15,6 +15,7 @@ import pytest
 from conftest import (
     DEMO_TARGET,
     SEED,
+    SQLITE_ONLY,
     TESTS_DIR,
     forge_row,
     log_lines,
@@ -120,6 +121,7 @@ def test_cooperative_stop_unwinds_cleanly(make_manager, tmp_path: Path) -> None:
     assert not any(line.startswith("[STOP] signal") for line in lines)
 
 
+@SQLITE_ONLY
 def test_sleeping_job_is_interrupted_by_sigint(make_manager, tmp_path: Path) -> None:
     # SIGTERM far away, so only SIGINT can explain the stop, even on a loaded machine
     manager = make_manager(
@@ -138,6 +140,7 @@ def test_sleeping_job_is_interrupted_by_sigint(make_manager, tmp_path: Path) -> 
     assert not any("SIGKILL" in line for line in lines)
 
 
+@SQLITE_ONLY
 def test_stubborn_command_is_killed_with_its_children(manager: JobManager, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     argv = [sys.executable, str(TESTS_DIR / "jobs.py"), "stubborn", str(pid_file)]
@@ -197,6 +200,7 @@ def test_pause_resume_and_stop_paused_training(manager: JobManager) -> None:
     assert wait_terminal(manager, job["id"])["status"] == "cancelled"
 
 
+@SQLITE_ONLY
 def test_pause_and_stop_command_job(manager: JobManager) -> None:
     argv = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
     job, _ = manager.create("command", {"argv": argv}, start=True)
@@ -215,6 +219,7 @@ def test_pause_and_stop_command_job(manager: JobManager) -> None:
     assert done["status"] == "cancelled" and row["kind"] == "command"
 
 
+@SQLITE_ONLY
 def test_worker_killed_fails_naming_the_signal(manager: JobManager) -> None:
     job, _ = manager.create("training", training("cooperative"), start=True)
     wait_status(manager, job["id"], "running")
@@ -275,6 +280,7 @@ def create_elsewhere(db_url: str, target: str, preamble: str = "") -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+@SQLITE_ONLY
 def test_job_survives_the_process_that_created_it(manager: JobManager, db_url: str) -> None:
     job_id = create_elsewhere(db_url, "cooperative")
     wait_status(manager, job_id, "running")
@@ -312,6 +318,7 @@ def test_reused_pid_is_never_signalled(manager: JobManager) -> None:
         stranger.wait()
 
 
+@SQLITE_ONLY
 def test_supervisor_killed_takes_the_worker_with_it(manager: JobManager) -> None:
     """Fate-sharing: a worker never runs unsupervised; the job then ends lost, with a reason."""
     job, _ = manager.create("training", training("cooperative"), start=True)
@@ -338,6 +345,7 @@ def test_retention_removes_only_old_finished_jobs(manager: JobManager) -> None:
     assert manager.get(live["id"])["status"] in ("initializing", "running")
 
 
+@SQLITE_ONLY
 def test_sigint_rung_works_when_the_launcher_ignores_sigint(manager: JobManager, db_url) -> None:
     """A server started with `&` ignores SIGINT; its jobs must still get the SIGINT rung."""
     ignore = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
@@ -350,6 +358,7 @@ def test_sigint_rung_works_when_the_launcher_ignores_sigint(manager: JobManager,
     assert done.get("signal") is None  # not escalated to SIGTERM/SIGKILL
 
 
+@SQLITE_ONLY
 def test_script_target_with_config_cwd_and_env(manager: JobManager, tmp_path: Path) -> None:
     spec = {
         "target": str(TESTS_DIR / "script_job.py"),

@@ -60,7 +60,7 @@ class TestStartupHeapFreeze:
         frozen = gc.get_freeze_count()
         yield {
             "ServerApp": {"jpserver_extensions": {"jupyter_jobctl": True}},
-            "JobCtl": {"db_url": sqlite_url},
+            "JobCtl": {"db_url": sqlite_url, "freeze_startup_heap": True},  # opt-in
             "frozen_before": frozen,
         }
         gc.unfreeze()  # give pytest's heap back to the collector

@@ -10,9 +10,17 @@ import threading
 from collections.abc import Callable
 
 import psutil
+import pytest
 
 from conftest import TESTS_DIR, log_lines, wait_for, wait_status, wait_terminal
 from jupyter_jobctl.manager import JobManager
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    # the launcher forks supervisors whatever the database: the store's SQLite/PostgreSQL
+    # parity is proven in test_store/test_engine
+    return sqlite_url
 
 
 def cooperative(**config: object) -> dict:

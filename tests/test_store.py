@@ -211,14 +211,22 @@ def test_network_filesystem_is_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- concurrency
 
 
-def _writer(db_url: str, job_id: str, seconds: float, out: mp.Queue) -> None:
+BATCHES = 60  # per writer, of 20 events and a heartbeat
+
+
+def _writer(db_url: str, job_id: str, ready: mp.Queue, go, out: mp.Queue) -> None:
     s = Store(db_url)
     errors, batches = [], 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    try:
+        s.heartbeat(job_id, 1)  # connected before the start line
+    except Exception as exc:
+        errors.append(repr(exc))
+    ready.put(os.getpid())
+    go.wait(120)
+    for i in range(BATCHES):
         try:
             s.append_events(
-                job_id, 1, [("log", {"line": f"{os.getpid()} {batches} {k}"}) for k in range(20)]
+                job_id, 1, [("log", {"line": f"{os.getpid()} {i} {k}"}) for k in range(20)]
             )
             s.heartbeat(job_id, 1)
             batches += 1
@@ -230,25 +238,32 @@ def _writer(db_url: str, job_id: str, seconds: float, out: mp.Queue) -> None:
 
 @pytest.mark.parametrize("shared_job", [False, True], ids=["job-each", "one-job"])
 def test_eight_concurrent_writers(store: Store, db_url: str, shared_job: bool) -> None:
-    """8 writer processes for 10 s: no 'database is locked', no lost event, gapless seqs."""
+    """8 writer processes, released together, 60 batches each: no 'database is locked', no
+    lost event, gapless seqs."""
     n = 8
     jobs = [_job(store)["id"] for _ in range(1 if shared_job else n)]
     for j in jobs:
         store.start_job(j, **GRACES)
     ctx = mp.get_context("spawn")
+    ready: mp.Queue = ctx.Queue()
     out: mp.Queue = ctx.Queue()
+    go = ctx.Event()
     procs = [
-        ctx.Process(target=_writer, args=(db_url, jobs[i % len(jobs)], 10.0, out)) for i in range(n)
+        ctx.Process(target=_writer, args=(db_url, jobs[i % len(jobs)], ready, go, out))
+        for i in range(n)
     ]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    go.set()  # every writer at the start line: they all write at once
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
     errors = [e for _, errs in results for e in errs]
     assert errors == []
     total_batches = sum(b for b, _ in results)
-    assert total_batches > 0
+    assert total_batches == n * BATCHES
     stored = 0
     for j in jobs:
         seqs, after = [], 0

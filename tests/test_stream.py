@@ -214,38 +214,37 @@ async def test_slow_consumer_is_closed(jp_ws_fetch, server_manager, jp_serverapp
 
 
 def test_shared_tail_serves_only_a_contiguous_window() -> None:
-    from jupyter_jobctl.server import stream
+    from jupyter_jobctl.server import frames as raw
+    from jupyter_jobctl.server import hub
 
-    tail = stream._Tail(last_seq=10)
+    tail = hub.Tail(last_seq=10)
     assert tail.after(10, 5) == [] and tail.after(9, 5) is None  # nothing new; 10 is behind
-    frames = stream.event_frames("j", [(s, "log", 0.0, '{"line":"x"}') for s in range(11, 21)])
+    frames = raw.event_frames("j", [(s, "log", 0.0, '{"line":"x"}') for s in range(11, 21)])
     tail.extend(frames)
     assert (tail.first, tail.last) == (11, 20)
     assert tail.after(12, 3) == frames[2:5]  # seqs 13, 14, 15
-    assert json.loads(stream.frame_payload(tail.after(19, 5)[0]))["seq"] == 20
-    big = stream.event_frames(
-        "j", [(s, "log", 0.0, '"' + "y" * 1000 + '"') for s in range(21, 3000)]
-    )
+    assert json.loads(raw.frame_payload(tail.after(19, 5)[0]))["seq"] == 20
+    big = raw.event_frames("j", [(s, "log", 0.0, '"' + "y" * 1000 + '"') for s in range(21, 3000)])
     tail.extend(big)
-    assert tail.size <= stream.TAIL_BYTES and tail.last == 2999 and tail.first > 11
+    assert tail.size <= hub.TAIL_BYTES and tail.last == 2999 and tail.first > 11
     assert tail.after(15, 5) is None  # trimmed: that reader goes to the database
-    assert json.loads(stream.frame_payload(tail.after(tail.first - 1, 1)[0]))["seq"] == tail.first
+    assert json.loads(raw.frame_payload(tail.after(tail.first - 1, 1)[0]))["seq"] == tail.first
 
 
 def test_text_frames_have_the_right_length_header() -> None:
-    from jupyter_jobctl.server import stream
+    from jupyter_jobctl.server import frames as raw
 
     for size in (0, 125, 126, 65535, 65536, 70000):
         payload = b"a" * size
-        frame = stream.text_frame(payload)
-        assert frame[0] == 0x81 and stream.frame_payload(frame) == payload
+        frame = raw.text_frame(payload)
+        assert frame[0] == 0x81 and raw.frame_payload(frame) == payload
 
 
 def test_event_frames_are_valid_json_whatever_the_type() -> None:
-    from jupyter_jobctl.server import stream
+    from jupyter_jobctl.server import frames as raw
 
     rows = [(1, 'od"d\\type', 1_763_900_000.5, '{"x": [1, "two"]}'), (2, "log", 0.0, '"s"')]
-    frames = [json.loads(stream.frame_payload(f)) for f in stream.event_frames("j1", rows)]
+    frames = [json.loads(raw.frame_payload(f)) for f in raw.event_frames("j1", rows)]
     assert frames[0] == {
         "type": "event",
         "job": "j1",

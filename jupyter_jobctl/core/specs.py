@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_jobctl.core.errors import SpecError
@@ -161,32 +162,42 @@ def _test_batch(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_VALIDATORS = {
-    JobKind.TRAINING.value: _training,
-    JobKind.COMMAND.value: _command,
-    JobKind.TEST_BATCH.value: _test_batch,
+_VALIDATORS: dict[JobKind, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    JobKind.TRAINING: _training,
+    JobKind.COMMAND: _command,
+    JobKind.TEST_BATCH: _test_batch,
 }
 
 
-def default_name(kind: str, spec: dict[str, Any]) -> str:
-    if kind == "training":
+def default_name(kind: JobKind | str, spec: dict[str, Any]) -> str:
+    if kind == JobKind.TRAINING:
         return str(spec["target"]).rsplit("/", 1)[-1]
-    if kind == "command":
+    if kind == JobKind.COMMAND:
         return " ".join(spec["argv"])[:MAX_NAME]
     return ("pytest " + " ".join(spec["args"])).strip()[:MAX_NAME]
 
 
-def validate_job(kind: Any, spec: Any, name: Any = None) -> tuple[str, str, dict[str, Any]]:
+def validate_kind(kind: Any) -> JobKind:
+    """The kind of a request, or :class:`SpecError` naming the known ones."""
+    if isinstance(kind, str):
+        try:
+            return JobKind(kind)
+        except ValueError:
+            pass
+    names = ", ".join(k.value for k in _VALIDATORS)
+    raise SpecError("kind", f"kind must be one of: {names}.")
+
+
+def validate_job(kind: Any, spec: Any, name: Any = None) -> tuple[JobKind, str, dict[str, Any]]:
     """Return ``(kind, name, normalised spec)`` or raise :class:`SpecError`."""
-    if not isinstance(kind, str) or kind not in _VALIDATORS:
-        raise SpecError("kind", f"kind must be one of: {', '.join(_VALIDATORS)}.")
+    job_kind = validate_kind(kind)
     if not isinstance(spec, dict):
         raise SpecError("spec", "spec must be an object.")
-    clean = _VALIDATORS[kind](spec)
+    clean = _VALIDATORS[job_kind](spec)
     if name is None:
-        name = default_name(kind, clean)
+        name = default_name(job_kind, clean)
     else:
         name = _string(name, "name")
         if len(name) > MAX_NAME:
             raise SpecError("name", f"name is longer than {MAX_NAME} characters.")
-    return kind, name, clean
+    return job_kind, name, clean

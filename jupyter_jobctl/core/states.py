@@ -1,4 +1,12 @@
-"""Job states, event types and the transitions between states (pure Python)."""
+"""Job states, kinds, event types, test outcomes and the transitions between states.
+
+Pure Python. Every enum is str-valued: a member *is* its string (``JobState.RUNNING ==
+"running"``, same hash, ``str()`` and f-strings give the value, ``json.dumps`` writes the
+value), so JSON and SQL see exactly the strings of the contract (DESIGN §2, §6) and a
+string read back from the database compares equal to the member. Code that writes a value
+out (SQL parameters, JSON built by hand) still passes ``.value``, so no driver ever has to
+adapt an enum.
+"""
 
 from __future__ import annotations
 
@@ -42,23 +50,54 @@ class JobKind(str, Enum):
         return self.value
 
 
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "lost"})
+class TestOutcome(str, Enum):
+    """One test's folded outcome in a batch's ``result`` events (the one definition)."""
+
+    __test__ = False  # not a test class, whatever pytest sees in a module importing it
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+TERMINAL: frozenset[JobState] = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+)
 # States in which a supervisor may own processes.
-ACTIVE: frozenset[str] = frozenset({"initializing", "running", "paused", "stopping"})
+ACTIVE: frozenset[JobState] = frozenset(
+    {JobState.INITIALIZING, JobState.RUNNING, JobState.PAUSED, JobState.STOPPING}
+)
 
 # to-state -> the states it may be entered from (DESIGN §2). Every transition in the
 # store is one conditional UPDATE guarded by exactly these sets.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "initializing": frozenset({"pending"}),
-    "running": frozenset({"initializing", "paused"}),
-    "paused": frozenset({"running"}),
-    "stopping": frozenset({"initializing", "running", "paused"}),
-    "completed": frozenset({"initializing", "running", "paused"}),
-    "failed": frozenset({"initializing", "running", "paused", "stopping"}),
-    "cancelled": frozenset({"pending", "stopping"}),
-    "lost": frozenset(ACTIVE),
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.INITIALIZING: frozenset({JobState.PENDING}),
+    JobState.RUNNING: frozenset({JobState.INITIALIZING, JobState.PAUSED}),
+    JobState.PAUSED: frozenset({JobState.RUNNING}),
+    JobState.STOPPING: frozenset({JobState.INITIALIZING, JobState.RUNNING, JobState.PAUSED}),
+    JobState.COMPLETED: frozenset({JobState.INITIALIZING, JobState.RUNNING, JobState.PAUSED}),
+    JobState.FAILED: frozenset(
+        {JobState.INITIALIZING, JobState.RUNNING, JobState.PAUSED, JobState.STOPPING}
+    ),
+    JobState.CANCELLED: frozenset({JobState.PENDING, JobState.STOPPING}),
+    JobState.LOST: ACTIVE,
 }
 
 
-def can_transition(current: str, to: str) -> bool:
-    return current in TRANSITIONS.get(to, frozenset())
+def can_transition(current: JobState | str, to: JobState | str) -> bool:
+    try:
+        target = JobState(to)
+    except ValueError:
+        return False
+    return current in TRANSITIONS.get(target, frozenset())
+
+
+def state_values(states: frozenset[JobState]) -> list[str]:
+    """The plain strings of a set of states, sorted (for SQL ``IN (…)`` and messages)."""
+    return sorted(state.value for state in states)

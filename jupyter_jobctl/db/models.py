@@ -7,7 +7,8 @@ cheap deadline arithmetic) and rendered as ISO 8601 UTC in JSON.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.engine import RowMapping
 
 from jupyter_jobctl.core.timestamps import iso
 
@@ -100,6 +102,68 @@ meta = Table(
 )
 
 
+class JobRow(TypedDict):
+    """One ``jobs`` row as the store returns it (``Store.get_row``, ``Store.active_rows``).
+
+    Values are what the database holds: ``status`` and ``kind`` are the plain strings of
+    :class:`~jupyter_jobctl.core.states.JobState` and ``JobKind`` (equal to the members),
+    ``spec`` and ``metrics`` are JSON text, times are float seconds since the epoch.
+    """
+
+    id: str
+    kind: str
+    name: str
+    status: str
+    spec: str
+    idempotency_key: str | None
+    request_hash: str | None
+    attempt: int
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    last_seq: int
+    progress_done: float | None
+    progress_total: float | None
+    progress_unit: str | None
+    progress_rate: float | None
+    progress_eta: float | None
+    count_total: int
+    count_completed: int
+    count_passed: int
+    count_failed: int
+    count_skipped: int
+    metrics: str
+    exit_code: int | None
+    signal: str | None
+    reason: str | None
+    stop_requested_at: float | None
+    interrupt_at: float | None
+    term_at: float | None
+    kill_at: float | None
+    interrupt_after: float | None
+    stop_grace: float | None
+    kill_grace: float | None
+    heartbeat_interval: float | None
+    heartbeat_at: float | None
+    host: str | None
+    boot_id: str | None
+    supervisor_pid: int | None
+    supervisor_start: int | None
+    worker_pid: int | None
+    worker_start: int | None
+    worker_stopped: bool
+
+
+# a row as read: a RowMapping from a query, or a JobRow (a dict) the store handed out
+Row = RowMapping | Mapping[str, Any]
+
+# The public job object of DESIGN §6 (``job_to_json``) and an event (``event_to_json``):
+# JSON documents, kept as plain dicts.
+JobJSON = dict[str, Any]
+EventJSON = dict[str, Any]
+
+
 def _redacted(spec: dict[str, Any]) -> dict[str, Any]:
     # env values may hold secrets; never send them back out
     if isinstance(spec.get("env"), dict):
@@ -107,7 +171,7 @@ def _redacted(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def job_to_json(row: Any) -> dict[str, Any]:
+def job_to_json(row: Row) -> JobJSON:
     """The public job object of DESIGN §6 from a ``jobs`` row mapping."""
     eta = row["progress_eta"]
     out: dict[str, Any] = {
@@ -143,7 +207,7 @@ def job_to_json(row: Any) -> dict[str, Any]:
     return out
 
 
-def batch_to_json(row: Any) -> dict[str, Any]:
+def batch_to_json(row: Row) -> dict[str, Any]:
     """An entry of GET /batches/active (DESIGN §6 field names)."""
     return {
         "batch_id": row["id"],
@@ -158,7 +222,7 @@ def batch_to_json(row: Any) -> dict[str, Any]:
     }
 
 
-def event_to_json(row: Any) -> dict[str, Any]:
+def event_to_json(row: Row) -> EventJSON:
     return {
         "seq": row["seq"],
         "type": row["type"],

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import (
     Connection,
@@ -31,12 +31,30 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 
 from jupyter_jobctl.core.errors import Conflict, JobNotFound, SpecError, StorageError
-from jupyter_jobctl.core.states import ACTIVE, TERMINAL, TRANSITIONS, JobState
-from jupyter_jobctl.db.models import batch_to_json, event_to_json, events, job_to_json, jobs, meta
+from jupyter_jobctl.core.states import (
+    ACTIVE,
+    TERMINAL,
+    TRANSITIONS,
+    EventType,
+    JobKind,
+    JobState,
+    state_values,
+)
+from jupyter_jobctl.db.models import (
+    EventJSON,
+    JobJSON,
+    JobRow,
+    batch_to_json,
+    event_to_json,
+    events,
+    job_to_json,
+    jobs,
+    meta,
+)
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_LOG_LINE = 8 * 1024
@@ -46,7 +64,32 @@ BUSY_TIMEOUT_MS = 15_000
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "fuse.sshfs", "ceph", "9p", "afs"}
 )
-MOUNTS_FILE = "/proc/self/mounts"
+MOUNTS_FILE = "/proc/self/mounts"  # Linux only, like the rest of the package
+CREATE_ATTEMPTS = 3  # inserts of one job that may lose an idempotency-key race
+
+# the states as SQL parameters: plain strings, whatever the driver does with str enums
+_TERMINAL = state_values(TERMINAL)
+_ACTIVE = state_values(ACTIVE)
+_ENTERED_FROM = {to: state_values(sources) for to, sources in TRANSITIONS.items()}
+
+# an event to append: (type, data); the type is an EventType or any other string
+EventItem = tuple[str, dict[str, Any]]
+# what mark_running answers for a stale attempt or a finished job
+Gone = Literal["gone"]
+GONE: Gone = "gone"
+
+
+class ProcessIdentity(Protocol):
+    """A process as the store records it (``procs.processes.Identity`` is one)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def boot(self) -> str: ...
 
 
 # ---------------------------------------------------------------- database location checks
@@ -134,7 +177,7 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
-def _capped(type_: str, data: dict[str, Any]) -> str:
+def _capped(type_: str, data: Any) -> str:
     text = _dumps(data)
     if len(text) > MAX_EVENT_BYTES:
         text = _dumps({"truncated": True, "bytes": len(text), "type": type_})
@@ -148,8 +191,8 @@ def split_log_line(line: str) -> list[str]:
     return [line[i : i + MAX_LOG_LINE] for i in range(0, len(line), MAX_LOG_LINE)]
 
 
-def log_event(line: str, stream: str = "jobctl") -> tuple[str, dict[str, Any]]:
-    return ("log", {"line": line, "stream": stream})
+def log_event(line: str, stream: str = "jobctl") -> EventItem:
+    return (EventType.LOG.value, {"line": line, "stream": stream})
 
 
 def _encode_cursor(created_at: float, job_id: str) -> str:
@@ -163,10 +206,6 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         return float(created), job_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise SpecError("cursor", "cursor is not a value returned by a previous page.") from exc
-
-
-def _terminal_log(status: str) -> str:
-    return f"Job is already {status}; nothing to do."
 
 
 def preload_driver(url: str) -> None:
@@ -258,7 +297,7 @@ class Store:
         with self._write_lock, self._write.begin() as conn:
             yield conn
 
-    def _lock(self, conn: Connection, job_id: str) -> Any:
+    def _lock(self, conn: Connection, job_id: str) -> RowMapping:
         stmt = select(jobs).where(jobs.c.id == job_id)
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update()
@@ -270,26 +309,27 @@ class Store:
     def _append(
         self,
         conn: Connection,
-        row: Any,
-        items: Sequence[tuple[str, dict[str, Any]]],
-        values: dict[str, Any] | None = None,
+        row: RowMapping,
+        items: Sequence[EventItem],
+        latest: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> int:
         """Append events to a locked job row, allocating gapless seqs; returns the new last_seq."""
         ts = _now() if ts is None else ts
         expanded: list[tuple[str, str]] = []
-        for type_, data in items:
-            if type_ == "log" and len(data.get("line", "")) > MAX_LOG_LINE:
+        for item_type, data in items:
+            type_ = str(item_type)  # an EventType's value: the column holds plain strings
+            if type_ == EventType.LOG and len(data.get("line", "")) > MAX_LOG_LINE:
                 for part in split_log_line(data["line"]):
                     expanded.append((type_, _capped(type_, {**data, "line": part})))
             else:
                 expanded.append((type_, _capped(type_, data)))
-        first = row["last_seq"] + 1
-        last = row["last_seq"] + len(expanded)
+        first: int = row["last_seq"] + 1
+        last: int = row["last_seq"] + len(expanded)
         conn.execute(
             update(jobs)
             .where(jobs.c.id == row["id"])
-            .values(last_seq=last, updated_at=ts, **(values or {}))
+            .values(last_seq=last, updated_at=ts, **(latest or {}))
         )
         if expanded:
             conn.execute(
@@ -304,8 +344,8 @@ class Store:
     def _set_status(
         self,
         conn: Connection,
-        row: Any,
-        to: str,
+        row: RowMapping,
+        to: JobState,
         logs: Iterable[str] = (),
         values: dict[str, Any] | None = None,
     ) -> None:
@@ -315,82 +355,100 @@ class Store:
                 f"Job {row['id']} is {row['status']} and cannot become {to}.", row["status"]
             )
         ts = _now()
-        vals = {"status": to, "updated_at": ts, **(values or {})}
+        vals = {"status": to.value, "updated_at": ts, **(values or {})}
         if to in TERMINAL:
             vals.setdefault("finished_at", ts)
         result = conn.execute(
             update(jobs)
-            .where(jobs.c.id == row["id"], jobs.c.status.in_(TRANSITIONS[to]))
+            .where(jobs.c.id == row["id"], jobs.c.status.in_(_ENTERED_FROM[to]))
             .values(**vals)
         )
         if result.rowcount != 1:  # pragma: no cover - the row lock makes this unreachable
             raise Conflict(f"Job {row['id']} changed state concurrently.", row["status"])
         items = [log_event(line) for line in logs]
-        items.append(("status", {"status": to, "from": row["status"]}))
+        items.append((EventType.STATUS.value, {"status": to.value, "from": row["status"]}))
         self._append(conn, row, items, ts=ts)
 
     # ------------------------------------------------------------ create / read
 
     def create_job(
         self,
-        kind: str,
+        kind: JobKind | str,
         name: str,
         spec: dict[str, Any],
         *,
         idempotency_key: str | None = None,
         body_hash: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        """Insert a pending job. With an idempotency key, a repeat returns the first job."""
+    ) -> tuple[JobJSON, bool]:
+        """Insert a pending job. With an idempotency key, a repeat returns the first job.
+
+        Two requests with the same key can race on PostgreSQL: the loser's insert fails on
+        the unique key and its next attempt finds the winner's job. Only that race is
+        retried, a few times; an insert that keeps failing is a :class:`StorageError`.
+        """
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                return self._insert_job(JobKind(kind), name, spec, idempotency_key, body_hash)
+            except IntegrityError as exc:
+                failure = exc
+        raise StorageError(
+            f"The job could not be stored: {CREATE_ATTEMPTS} inserts violated a constraint of "
+            f"the database ({failure.orig})."
+        ) from failure
+
+    def _insert_job(
+        self,
+        kind: JobKind,
+        name: str,
+        spec: dict[str, Any],
+        idempotency_key: str | None,
+        body_hash: str | None,
+    ) -> tuple[JobJSON, bool]:
         job_id = new_job_id()
         ts = _now()
-        try:
-            with self._tx() as conn:
-                if idempotency_key is not None:
-                    found = (
-                        conn.execute(select(jobs).where(jobs.c.idempotency_key == idempotency_key))
-                        .mappings()
-                        .first()
-                    )
-                    if found is not None:
-                        if found["request_hash"] != body_hash:
-                            raise Conflict(
-                                "This Idempotency-Key was already used for a different request; "
-                                "use a new key for a new job."
-                            )
-                        return job_to_json(found), False
-                conn.execute(
-                    insert(jobs).values(
-                        id=job_id,
-                        kind=kind,
-                        name=name,
-                        status=JobState.PENDING.value,
-                        spec=_dumps(spec),
-                        idempotency_key=idempotency_key,
-                        request_hash=body_hash,
-                        attempt=0,
-                        created_at=ts,
-                        updated_at=ts,
-                        last_seq=0,
-                        metrics="{}",
-                    )
+        with self._tx() as conn:
+            if idempotency_key is not None:
+                found = (
+                    conn.execute(select(jobs).where(jobs.c.idempotency_key == idempotency_key))
+                    .mappings()
+                    .first()
                 )
-                row = self._lock(conn, job_id)
-                self._append(conn, row, [("status", {"status": "pending", "from": None})], ts=ts)
-        except IntegrityError:
-            # two requests with the same key raced on PostgreSQL: the loser returns the winner
-            return self.create_job(
-                kind, name, spec, idempotency_key=idempotency_key, body_hash=body_hash
+                if found is not None:
+                    if found["request_hash"] != body_hash:
+                        raise Conflict(
+                            "This Idempotency-Key was already used for a different request; "
+                            "use a new key for a new job."
+                        )
+                    return job_to_json(found), False
+            conn.execute(
+                insert(jobs).values(
+                    id=job_id,
+                    kind=kind.value,
+                    name=name,
+                    status=JobState.PENDING.value,
+                    spec=_dumps(spec),
+                    idempotency_key=idempotency_key,
+                    request_hash=body_hash,
+                    attempt=0,
+                    created_at=ts,
+                    updated_at=ts,
+                    last_seq=0,
+                    metrics="{}",
+                )
             )
+            row = self._lock(conn, job_id)
+            status = {"status": JobState.PENDING.value, "from": None}
+            self._append(conn, row, [(EventType.STATUS.value, status)], ts=ts)
         return self.get_job(job_id), True
 
-    def get_row(self, job_id: str) -> dict[str, Any]:
+    def get_row(self, job_id: str) -> JobRow:
         with self._read.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         if row is None:
             raise JobNotFound(job_id)
-        return dict(row)
+        return cast(JobRow, dict(row))
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
+    def get_job(self, job_id: str) -> JobJSON:
         return job_to_json(self.get_row(job_id))
 
     def control(self, job_id: str) -> tuple[str, int, float | None] | None:
@@ -406,18 +464,18 @@ class Store:
     def list_jobs(
         self,
         *,
-        status: Sequence[str] | None = None,
-        kind: str | None = None,
+        status: Sequence[JobState | str] | None = None,
+        kind: JobKind | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[JobJSON], str | None]:
         """Newest first, keyset-paged on (created_at, id)."""
         limit = max(1, min(int(limit), MAX_PAGE))
         stmt = select(jobs)
         if status:
-            stmt = stmt.where(jobs.c.status.in_(list(status)))
+            stmt = stmt.where(jobs.c.status.in_([str(s) for s in status]))
         if kind:
-            stmt = stmt.where(jobs.c.kind == kind)
+            stmt = stmt.where(jobs.c.kind == str(kind))
         if cursor:
             created, job_id = _decode_cursor(cursor)
             stmt = stmt.where(
@@ -432,7 +490,7 @@ class Store:
         nxt = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return [job_to_json(r) for r in rows], nxt
 
-    def changed_since(self, since: float) -> list[tuple[float, dict[str, Any]]]:
+    def changed_since(self, since: float) -> list[tuple[float, JobJSON]]:
         """(updated_at, job) for jobs written at or after ``since`` (what the tailer fans out)."""
         with self._read.connect() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.updated_at >= since)).mappings().all()
@@ -441,7 +499,7 @@ class Store:
     def active_batches(self) -> list[dict[str, Any]]:
         stmt = (
             select(jobs)
-            .where(jobs.c.kind == "test_batch", jobs.c.status.in_(ACTIVE))
+            .where(jobs.c.kind == JobKind.TEST_BATCH.value, jobs.c.status.in_(_ACTIVE))
             .order_by(jobs.c.started_at)
         )
         with self._read.connect() as conn:
@@ -451,26 +509,29 @@ class Store:
         with self._read.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
-    def active_rows(self) -> list[dict[str, Any]]:
+    def active_rows(self) -> list[JobRow]:
         with self._read.connect() as conn:
-            rows = conn.execute(select(jobs).where(jobs.c.status.in_(ACTIVE))).mappings().all()
-        return [dict(r) for r in rows]
+            rows = conn.execute(select(jobs).where(jobs.c.status.in_(_ACTIVE))).mappings().all()
+        return [cast(JobRow, dict(r)) for r in rows]
+
+    @staticmethod
+    def _require_job(conn: Connection, job_id: str) -> None:
+        """An empty page of events: the job has none yet, or there is no such job (404)."""
+        if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+            raise JobNotFound(job_id)
 
     def events_after(
-        self, job_id: str, after: int = 0, limit: int = 500, type_: str | None = None
-    ) -> list[dict[str, Any]]:
+        self, job_id: str, after: int = 0, limit: int = 500, type_: EventType | str | None = None
+    ) -> list[EventJSON]:
         limit = max(1, min(int(limit), MAX_PAGE))
         stmt = select(events).where(events.c.job_id == job_id, events.c.seq > after)
         if type_:
-            stmt = stmt.where(events.c.type == type_)
+            stmt = stmt.where(events.c.type == str(type_))
         stmt = stmt.order_by(events.c.seq).limit(limit)
         with self._read.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-            if (
-                not rows
-                and conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None
-            ):
-                raise JobNotFound(job_id)
+            if not rows:
+                self._require_job(conn, job_id)
         return [event_to_json(r) for r in rows]
 
     def events_raw(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, float, str]]:
@@ -488,14 +549,11 @@ class Store:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.execute(sql, (job_id, after, limit))
-                rows = cursor.fetchall()
+                rows: list[tuple[int, str, float, str]] = list(cursor.fetchall())
             finally:
                 cursor.close()
-            if (
-                not rows
-                and conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None
-            ):
-                raise JobNotFound(job_id)
+            if not rows:
+                self._require_job(conn, job_id)
         return rows
 
     def count_events(self, job_id: str) -> int:
@@ -514,7 +572,7 @@ class Store:
         stop_grace: float,
         kill_grace: float,
         heartbeat_interval: float,
-    ) -> dict[str, Any]:
+    ) -> JobRow:
         """pending -> initializing with a new attempt; the caller then launches the supervisor."""
         with self._tx() as conn:
             row = self._lock(conn, job_id)
@@ -526,7 +584,7 @@ class Store:
             self._set_status(
                 conn,
                 row,
-                "initializing",
+                JobState.INITIALIZING,
                 values={
                     "attempt": row["attempt"] + 1,
                     "started_at": _now(),
@@ -538,32 +596,32 @@ class Store:
             )
         return self.get_row(job_id)
 
-    def request_stop(self, job_id: str) -> dict[str, Any]:
+    def request_stop(self, job_id: str) -> JobJSON:
         """Idempotent: pending -> cancelled at once; else stopping, with persisted deadlines."""
         with self._tx() as conn:
             row = self._lock(conn, job_id)
             status = row["status"]
             if status in TERMINAL:
                 raise Conflict(f"Job {job_id} is already {status}; it cannot be stopped.", status)
-            if status == JobState.PENDING.value:
+            if status == JobState.PENDING:
                 self._set_status(
                     conn,
                     row,
-                    "cancelled",
+                    JobState.CANCELLED,
                     logs=[
                         "[STOP] Stop request received",
                         "[CANCELLATION] cancelled before it started",
                     ],
                     values={"stop_requested_at": _now(), "reason": "Cancelled before it started."},
                 )
-            elif status != JobState.STOPPING.value:
+            elif status != JobState.STOPPING:
                 now = _now()
                 interrupt = row["interrupt_after"] or 0.0
                 grace = row["stop_grace"] or 0.0
                 self._set_status(
                     conn,
                     row,
-                    "stopping",
+                    JobState.STOPPING,
                     logs=["[STOP] Stop request received", "[STOP] Cancellation flag set"],
                     values={
                         "stop_requested_at": now,
@@ -574,17 +632,23 @@ class Store:
                 )
         return self.get_job(job_id)
 
-    def request_pause(self, job_id: str) -> dict[str, Any]:
-        return self._simple_transition(job_id, "paused", "running", "[PAUSE] Pause requested")
+    def request_pause(self, job_id: str) -> JobJSON:
+        return self._simple_transition(
+            job_id, JobState.PAUSED, JobState.RUNNING, "[PAUSE] Pause requested"
+        )
 
-    def request_resume(self, job_id: str) -> dict[str, Any]:
-        return self._simple_transition(job_id, "running", "paused", "[PAUSE] Resume requested")
+    def request_resume(self, job_id: str) -> JobJSON:
+        return self._simple_transition(
+            job_id, JobState.RUNNING, JobState.PAUSED, "[PAUSE] Resume requested"
+        )
 
-    def _simple_transition(self, job_id: str, to: str, required: str, line: str) -> dict[str, Any]:
+    def _simple_transition(
+        self, job_id: str, to: JobState, required: JobState, line: str
+    ) -> JobJSON:
         with self._tx() as conn:
             row = self._lock(conn, job_id)
             if row["status"] != required:
-                verb = "paused" if to == "paused" else "resumed"
+                verb = "paused" if to == JobState.PAUSED else "resumed"
                 raise Conflict(
                     f"Job {job_id} is {row['status']}; only a {required} job can be {verb}.",
                     row["status"],
@@ -609,7 +673,7 @@ class Store:
                 r[0]
                 for r in conn.execute(
                     select(jobs.c.id).where(
-                        jobs.c.status.in_(TERMINAL), jobs.c.finished_at < cutoff
+                        jobs.c.status.in_(_TERMINAL), jobs.c.finished_at < cutoff
                     )
                 )
             ]
@@ -620,14 +684,20 @@ class Store:
 
     # ------------------------------------------------------ fenced writes (supervisor, worker)
 
-    def _fenced(self, conn: Connection, job_id: str, attempt: int) -> Any | None:
+    def _fenced(self, conn: Connection, job_id: str, attempt: int) -> RowMapping | None:
         row = self._lock(conn, job_id)
         if row["attempt"] != attempt or row["status"] in TERMINAL:
             return None
         return row
 
     def record_process(
-        self, job_id: str, attempt: int, role: str, pid: int, start: int, boot_id: str
+        self,
+        job_id: str,
+        attempt: int,
+        role: Literal["supervisor", "worker"],
+        pid: int,
+        start: int,
+        boot_id: str,
     ) -> bool:
         """Remember a supervisor's or worker's identity (boot id + pid + start ticks)."""
         values: dict[str, Any] = {f"{role}_pid": pid, f"{role}_start": start, "boot_id": boot_id}
@@ -639,25 +709,6 @@ class Store:
                 return False
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         return True
-
-    def worker_started(self, job_id: str, attempt: int, worker: Any, *, running: bool) -> str:
-        """Record the worker's identity (pid, start ticks, boot id) and, if ``running``, move
-        initializing -> running in the same transaction. Returns the job's status afterwards
-        ("gone" for a stale attempt)."""
-        with self._tx() as conn:
-            row = self._fenced(conn, job_id, attempt)
-            if row is None:
-                return "gone"
-            values = {
-                "worker_pid": worker.pid,
-                "worker_start": worker.start,
-                "boot_id": worker.boot,
-            }
-            if running and row["status"] == JobState.INITIALIZING.value:
-                self._set_status(conn, row, "running", values=values)
-                return "running"
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-            return str(row["status"])
 
     def set_worker_stopped(self, job_id: str, attempt: int, stopped: bool) -> None:
         with self._tx() as conn:
@@ -671,7 +722,7 @@ class Store:
                 .where(
                     jobs.c.id == job_id,
                     jobs.c.attempt == attempt,
-                    jobs.c.status.not_in(TERMINAL),
+                    jobs.c.status.not_in(_TERMINAL),
                 )
                 .values(heartbeat_at=_now())
             )
@@ -681,7 +732,7 @@ class Store:
         self,
         job_id: str,
         attempt: int | None,
-        items: Sequence[tuple[str, dict[str, Any]]],
+        items: Sequence[EventItem],
         latest: dict[str, Any] | None = None,
     ) -> int | None:
         """Append a batch of events (and latest-field updates) in one transaction.
@@ -690,6 +741,7 @@ class Store:
         terminal, so a declared-dead process can never add to a finished job.
         """
         with self._tx() as conn:
+            row: RowMapping | None
             if attempt is None:
                 row = self._lock(conn, job_id)
                 if row["status"] in TERMINAL:
@@ -702,7 +754,7 @@ class Store:
             if "metrics" in values and isinstance(values["metrics"], dict):
                 merged = json.loads(row["metrics"] or "{}")
                 merged.update(values["metrics"])
-                values["metrics"] = _capped("metric", merged)
+                values["metrics"] = _capped(EventType.METRIC.value, merged)
             return self._append(conn, row, items, values)
 
     def set_reason(self, job_id: str, attempt: int, reason: str) -> None:
@@ -710,22 +762,33 @@ class Store:
             if self._fenced(conn, job_id, attempt) is not None:
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(reason=reason[:2000]))
 
-    def mark_running(self, job_id: str, attempt: int) -> str:
-        """initializing -> running for this attempt; returns the status the job has afterwards."""
+    def mark_running(
+        self, job_id: str, attempt: int, worker: ProcessIdentity | None = None
+    ) -> JobState | Gone:
+        """initializing -> running for this attempt; returns the status the job has afterwards
+        (``"gone"`` for a stale attempt or a finished job). Given the ``worker`` (a command
+        job runs once its process exists), its identity is recorded in the same transaction.
+        """
         with self._tx() as conn:
             row = self._fenced(conn, job_id, attempt)
             if row is None:
-                return "gone"
-            if row["status"] == JobState.INITIALIZING.value:
-                self._set_status(conn, row, "running")
-                return "running"
-            return str(row["status"])
+                return GONE
+            identity: dict[str, Any] = {}
+            if worker is not None:
+                identity = {"worker_pid": worker.pid, "worker_start": worker.start}
+                identity["boot_id"] = worker.boot
+            if row["status"] == JobState.INITIALIZING:
+                self._set_status(conn, row, JobState.RUNNING, values=identity)
+                return JobState.RUNNING
+            if identity:
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(**identity))
+            return JobState(row["status"])
 
     def finish(
         self,
         job_id: str,
         attempt: int | None,
-        to: str,
+        to: JobState | str,
         *,
         reason: str | None = None,
         exit_code: int | None = None,
@@ -734,6 +797,7 @@ class Store:
         expect_status: Iterable[str] | None = None,
     ) -> bool:
         """Record a terminal state once. The first committed terminal write wins."""
+        to = JobState(to)
         with self._tx() as conn:
             row = self._lock(conn, job_id)
             if row["status"] in TERMINAL:

@@ -17,7 +17,8 @@ from typing import Any
 
 from jupyter_jobctl.core.errors import Conflict, SpecError
 from jupyter_jobctl.core.specs import validate_job
-from jupyter_jobctl.core.states import JobState
+from jupyter_jobctl.core.states import EventType, JobKind, JobState, TestOutcome
+from jupyter_jobctl.db.models import EventJSON, JobJSON, JobRow
 from jupyter_jobctl.db.store import Store, request_hash
 from jupyter_jobctl.engine.executors import Executor, make_executor
 
@@ -26,7 +27,17 @@ log = logging.getLogger("jupyter_jobctl")
 # An initializing job gets this long to show a supervisor before it can be called lost
 # (Ray PR #34223: recovery must not race a freshly started job).
 START_GRACE = 30.0
-OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+
+# (the class below has a method named ``list``: inside it, the builtin needs another name)
+JobPage = list[JobJSON]
+EventPage = list[EventJSON]
+Result = dict[str, Any]  # one test's result: the result event's data with its seq and ts
+RawEvents = list[tuple[int, str, float, str]]  # (seq, type, ts, data as stored JSON text)
+Results = list[Result]
+NodeIds = list[str]
+Batches = list[dict[str, Any]]  # GET /batches/active entries
+Changes = list[tuple[float, JobJSON]]  # (updated_at, job)
+Reconciled = dict[str, list[str]]  # "adopted" | "waiting" | a terminal state -> job ids
 
 
 @dataclass
@@ -42,7 +53,7 @@ class StopPolicy:
 def _without_paths(args: list[str], cwd: str | None) -> list[str]:
     """pytest args minus the test paths, so options (-k, -n, --nbval-lax …) carry over."""
     base = Path(cwd) if cwd else Path.cwd()
-    kept = []
+    kept: list[str] = []
     for arg in args:
         target = arg.split("::", 1)[0]
         if not arg.startswith("-") and target and (base / target).exists():
@@ -51,17 +62,17 @@ def _without_paths(args: list[str], cwd: str | None) -> list[str]:
     return kept
 
 
-def _parse_status_filter(status: str | list[str] | None) -> list[str] | None:
+def _parse_status_filter(status: str | list[str] | None) -> list[JobState] | None:
     if status is None or status == "":
         return None
     values = status.split(",") if isinstance(status, str) else list(status)
-    known = {s.value for s in JobState}
+    known = sorted(s.value for s in JobState)
+    states: list[JobState] = []
     for value in values:
         if value not in known:
-            raise SpecError(
-                "status", f"status {value!r} is not one of: {', '.join(sorted(known))}."
-            )
-    return values
+            raise SpecError("status", f"status {value!r} is not one of: {', '.join(known)}.")
+        states.append(JobState(value))
+    return states
 
 
 class JobManager:
@@ -97,7 +108,7 @@ class JobManager:
         *,
         start: bool = False,
         idempotency_key: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[JobJSON, bool]:
         """Validate and insert a job (``pending``); with ``start`` also start it.
 
         Returns ``(job, created)``; ``created`` is False when the idempotency key matched an
@@ -112,7 +123,7 @@ class JobManager:
             job = self.start(job["id"])
         return job, created
 
-    def start(self, job_id: str) -> dict[str, Any]:
+    def start(self, job_id: str) -> JobJSON:
         p = self.policy
         row = self.store.start_job(
             job_id,
@@ -123,21 +134,25 @@ class JobManager:
         )
         try:
             spec = json.loads(row["spec"])
-            self.executor.launch(job_id, row["attempt"], self.db_url, row["kind"], spec)
+            kind = JobKind(row["kind"])
+            self.executor.launch(job_id, row["attempt"], self.db_url, kind, spec)
         except OSError as exc:
             self.store.finish(
-                job_id, row["attempt"], "failed", reason=f"Could not launch the supervisor: {exc}."
+                job_id,
+                row["attempt"],
+                JobState.FAILED,
+                reason=f"Could not launch the supervisor: {exc}.",
             )
         return self.store.get_job(job_id)
 
-    def stop(self, job_id: str) -> dict[str, Any]:
+    def stop(self, job_id: str) -> JobJSON:
         """Idempotent and immediate: the supervisor sees the flag and runs the stop ladder."""
         return self.store.request_stop(job_id)
 
-    def pause(self, job_id: str) -> dict[str, Any]:
+    def pause(self, job_id: str) -> JobJSON:
         return self.store.request_pause(job_id)
 
-    def resume(self, job_id: str) -> dict[str, Any]:
+    def resume(self, job_id: str) -> JobJSON:
         return self.store.request_resume(job_id)
 
     def delete(self, job_id: str) -> None:
@@ -145,7 +160,7 @@ class JobManager:
 
     # ------------------------------------------------------------ queries
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobJSON:
         return self.store.get_job(job_id)
 
     def list(
@@ -155,38 +170,44 @@ class JobManager:
         kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[JobPage, str | None]:
         statuses = _parse_status_filter(status)
-        if kind is not None and kind not in ("training", "test_batch", "command"):
-            raise SpecError("kind", "kind must be one of: training, test_batch, command.")
+        if kind is not None and kind not in {k.value for k in JobKind}:
+            names = ", ".join(k.value for k in JobKind)
+            raise SpecError("kind", f"kind must be one of: {names}.")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise SpecError("limit", "limit must be an integer from 1 to 1000.")
         return self.store.list_jobs(status=statuses, kind=kind, limit=limit, cursor=cursor)
 
     def events(
-        self, job_id: str, after: int = 0, limit: int = 500, type_: str | None = None
-    ) -> list[dict[str, Any]]:
+        self, job_id: str, after: int = 0, limit: int = 500, type_: EventType | str | None = None
+    ) -> EventPage:
         if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 2**53:
             raise SpecError("after", "after must be an integer from 0 to 2**53.")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise SpecError("limit", "limit must be an integer from 1 to 1000.")
         return self.store.events_after(job_id, after, limit, type_)
 
-    def events_raw(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, float, str]]:
+    def events_raw(self, job_id: str, after: int, limit: int) -> RawEvents:
         """Events as stored (data is JSON text), for the streams."""
         return self.store.events_raw(job_id, after, limit)
 
     def results(
-        self, job_id: str, outcome: str | None = None, after: int = 0, limit: int = 500
-    ) -> tuple[list[dict[str, Any]], int | None]:
+        self,
+        job_id: str,
+        outcome: TestOutcome | str | None = None,
+        after: int = 0,
+        limit: int = 500,
+    ) -> tuple[Results, int | None]:
         """A batch's per-test results (``result`` events), optionally of one outcome."""
-        if outcome is not None and outcome not in OUTCOMES:
-            raise SpecError("outcome", f"outcome must be one of: {', '.join(OUTCOMES)}.")
+        if outcome is not None and outcome not in {o.value for o in TestOutcome}:
+            names = ", ".join(o.value for o in TestOutcome)
+            raise SpecError("outcome", f"outcome must be one of: {names}.")
         self.events(job_id, after, limit)  # validates paging and that the job exists
-        found: list[dict[str, Any]] = []
+        found: Results = []
         cursor = after
         while len(found) < limit:
-            page = self.store.events_after(job_id, cursor, 1000, "result")
+            page = self.store.events_after(job_id, cursor, 1000, EventType.RESULT)
             if not page:
                 return found, None
             for event in page:
@@ -197,17 +218,17 @@ class JobManager:
                         break
         return found, cursor
 
-    def rerun(self, job_id: str, only: str | None = None) -> dict[str, Any]:
+    def rerun(self, job_id: str, only: str | None = None) -> JobJSON:
         """A new job with the same spec; ``only="failed"`` reruns a batch's failed tests."""
         row = self.store.get_row(job_id)
         spec = json.loads(row["spec"])
         if only is not None:
             if only != "failed":
                 raise SpecError("only", 'only must be "failed" (or left out to rerun everything).')
-            if row["kind"] != "test_batch":
+            if row["kind"] != JobKind.TEST_BATCH:
                 raise SpecError("only", 'only="failed" applies to test batches.')
-            nodeids: list[str] = []
-            for bad in ("failed", "error"):
+            nodeids: NodeIds = []
+            for bad in (TestOutcome.FAILED, TestOutcome.ERROR):
                 page, nxt = self.results(job_id, bad, 0, 1000)
                 while True:
                     nodeids += [r["nodeid"] for r in page if r.get("nodeid")]
@@ -223,10 +244,10 @@ class JobManager:
         job, _ = self.create(row["kind"], spec, name, start=True)
         return job
 
-    def active_batches(self) -> list[dict[str, Any]]:
+    def active_batches(self) -> Batches:
         return self.store.active_batches()
 
-    def changed_since(self, since: float) -> list[tuple[float, dict[str, Any]]]:
+    def changed_since(self, since: float) -> Changes:
         return self.store.changed_since(since)
 
     def health(self) -> dict[str, str]:
@@ -241,18 +262,18 @@ class JobManager:
 
     # ------------------------------------------------------------ reconciliation
 
-    def reconcile(self) -> dict[str, list[str]]:
+    def reconcile(self) -> Reconciled:
         """Re-adopt jobs whose supervisor lives; end the others with a reason.
 
         A job is only declared gone when its recorded processes are gone *and* its
         heartbeat is stale (or never came and the start grace has passed).
         """
         self.executor.reap()
-        outcome: dict[str, list[str]] = {
+        outcome: Reconciled = {
             "adopted": [],
-            "lost": [],
-            "failed": [],
-            "cancelled": [],
+            JobState.LOST.value: [],
+            JobState.FAILED.value: [],
+            JobState.CANCELLED.value: [],
             "waiting": [],
         }
         now = time.time()
@@ -272,27 +293,28 @@ class JobManager:
             self._end_orphan(row, outcome)
         return outcome
 
-    def _end_orphan(self, row: dict[str, Any], outcome: dict[str, list[str]]) -> None:
+    def _end_orphan(self, row: JobRow, outcome: Reconciled) -> None:
         worker_alive = self.executor.worker_alive(row)
         killed = self.executor.clean_up(row)
+        to: JobState
         if worker_alive:
             reason = (
                 "The job's supervisor process died while the worker still ran; the worker "
                 f"was killed ({killed} process(es))."
             )
-            to = "failed"
+            to = JobState.FAILED
         elif row["supervisor_pid"] is None:
             reason = "The job's supervisor never started (no heartbeat within the start grace)."
-            to = "lost"
-        elif row["status"] == "stopping":
+            to = JobState.LOST
+        elif row["status"] == JobState.STOPPING:
             reason = "Stopped by request; its processes ended before an exit was recorded."
-            to = "cancelled"
+            to = JobState.CANCELLED
         else:
             reason = (
                 "The job's supervisor and worker processes are gone and no exit was recorded "
                 "(killed, or the machine restarted)."
             )
-            to = "lost"
+            to = JobState.LOST
         if self.store.finish(
             row["id"],
             row["attempt"],
@@ -301,8 +323,8 @@ class JobManager:
             logs=[f"[jobctl] {reason}"],
             expect_status=[row["status"]],
         ):
-            log.warning("job %s marked %s: %s", row["id"], to, reason)
-            outcome[to].append(row["id"])
+            log.warning("job %s marked %s: %s", row["id"], to.value, reason)
+            outcome[to.value].append(row["id"])
 
     def apply_retention(self, days: float) -> int:
         """Delete terminal jobs (and their events) that finished more than ``days`` ago."""

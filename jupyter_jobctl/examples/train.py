@@ -10,13 +10,21 @@ Target: ``jupyter_jobctl.examples.train:main``. Config (validated by specs.valid
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from jupyter_jobctl import runtime as jc
 from jupyter_jobctl.core.specs import validate_demo_config
 
+
+class _Mode(TypedDict):
+    samples: int
+    features: int
+    hidden: int
+    epoch_seconds: float | None
+
+
 # smoke_test: ~1 s per epoch; full: ~2 min for 5 epochs on this kind of machine
-MODES = {
+MODES: dict[str, _Mode] = {
     "smoke_test": {"samples": 2048, "features": 20, "hidden": 32, "epoch_seconds": 1.0},
     "full": {"samples": 200_000, "features": 64, "hidden": 256, "epoch_seconds": None},
 }

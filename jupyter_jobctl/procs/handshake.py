@@ -15,16 +15,18 @@ import os
 import socket
 from typing import Any
 
+from jupyter_jobctl.core.states import JobKind, JobState
+
 FD_ENV = "JOBCTL_HANDSHAKE_FD"  # the worker's end of the pair, inherited
 PLAN_ENV = "JOBCTL_LAUNCH"  # {"kind", "spec"} as JSON, so no database read before READY
 MAX_PLAN = 100_000  # env strings are capped by the kernel; a bigger plan is read from the DB
 READY, GO, STOP = b"r", b"g", b"s"
-RUNNABLE = ("running", "paused")  # statuses in which the job's code may start
+RUNNABLE = (JobState.RUNNING, JobState.PAUSED)  # statuses in which the job's code may start
 
 
-def plan_env(kind: str, spec: Any) -> dict[str, str]:
+def plan_env(kind: JobKind | str, spec: Any) -> dict[str, str]:
     """The job's plan as an environment entry for the next process (empty if too big)."""
-    text = json.dumps({"kind": kind, "spec": spec})
+    text = json.dumps({"kind": str(kind), "spec": spec})
     return {PLAN_ENV: text} if len(text) < MAX_PLAN else {}
 
 

@@ -3,6 +3,10 @@
 A process is identified by boot id + pid + start time in clock ticks since boot (field 22
 of /proc/PID/stat), never by pid alone, and signalled through a pidfd taken after the
 identity was verified, so a recycled pid is never hit.
+
+Linux only: identities come from /proc (``/proc/PID/stat``, ``/proc/PID/environ``, the boot
+id), signals go through pidfds (``os.pidfd_open``, ``signal.pidfd_send_signal``, Linux 5.3+)
+and the supervisor's clean-up relies on ``prctl`` (child subreaper, parent-death signal).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ JOB_ENV = "JOBCTL_JOB_ID"
 NICE_ENV = "JOBCTL_JOB_NICE"  # the executor tells the supervisor how nice the worker runs
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+# Popen(process_group=) is new in Python 3.11; before it the child calls setpgid itself
+POPEN_PROCESS_GROUP = sys.version_info >= (3, 11)
 
 
 @cache
@@ -159,7 +165,9 @@ def _reset_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def _child_setup(die_with_parent: bool, nice: int) -> None:
+def _child_setup(die_with_parent: bool, nice: int, new_group: bool = False) -> None:
+    if new_group:
+        os.setpgid(0, 0)  # what Popen(process_group=0) does, first thing in the child
     _reset_signals()
     if die_with_parent:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -182,7 +190,11 @@ def spawn(
     nice: int = 0,
 ) -> subprocess.Popen[bytes]:
     """Start a process; stdin is /dev/null unless a pipe is asked for (jobs never read the
-    server's terminal)."""
+    server's terminal). ``new_group``: the child leads a process group of its own."""
+    group: dict[str, Any] = {}
+    if new_group and POPEN_PROCESS_GROUP:
+        group["process_group"] = 0
+    setpgid = new_group and not POPEN_PROCESS_GROUP
     return subprocess.Popen(
         list(argv),
         env=dict(env),
@@ -191,10 +203,10 @@ def spawn(
         stdout=stdout,
         stderr=stderr,
         start_new_session=new_session,
-        process_group=0 if new_group else None,
-        preexec_fn=lambda: _child_setup(die_with_parent, nice),
+        preexec_fn=lambda: _child_setup(die_with_parent, nice, setpgid),
         close_fds=True,
         pass_fds=tuple(pass_fds),
+        **group,
     )
 
 

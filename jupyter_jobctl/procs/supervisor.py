@@ -4,6 +4,9 @@ Runs in its own session (started by the local executor), outlives the Jupyter se
 owns one attempt of one job: it starts the worker in its own process group, captures its
 stdout/stderr as log events, heartbeats the job row, watches it for stop and pause, runs
 the stop ladder on the persisted deadlines, and records the terminal state.
+
+Linux only: it waits for the worker through a pidfd (``os.pidfd_open``, ``os.waitid``) and
+finds the job's stray processes in /proc (see :mod:`processes`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from jupyter_jobctl.core.states import EventType, JobKind, JobState
 from jupyter_jobctl.procs import handshake, processes
 from jupyter_jobctl.procs.processes import Identity
+
+if TYPE_CHECKING:
+    from jupyter_jobctl.db.models import JobRow
+    from jupyter_jobctl.db.store import EventItem, Store
 
 # Started as a fresh Python (no launcher), the supervisor imports the store (SQLAlchemy) only
 # after the worker was spawned: the two imports then overlap.
@@ -33,16 +41,17 @@ FLUSH_EVERY = 0.05
 class _LogPump:
     """Reads a pipe line by line into a shared queue of log events."""
 
-    def __init__(self, pipe: IO[bytes], stream: str, queue: deque[tuple[str, dict[str, Any]]]):
+    def __init__(self, pipe: IO[bytes], stream: str, queue: deque[EventItem]) -> None:
         self.thread = threading.Thread(target=self._run, args=(pipe, stream, queue), daemon=True)
         self.thread.start()
 
     @staticmethod
-    def _run(pipe: IO[bytes], stream: str, queue: deque[tuple[str, dict[str, Any]]]) -> None:
+    def _run(pipe: IO[bytes], stream: str, queue: deque[EventItem]) -> None:
+        log = EventType.LOG.value
         with pipe:
             for raw in iter(pipe.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                queue.append(("log", {"line": line, "stream": stream}))
+                queue.append((log, {"line": line, "stream": stream}))
 
 
 class Supervisor:
@@ -50,8 +59,8 @@ class Supervisor:
         self.job_id = job_id
         self.attempt = attempt
         self.db_url = db_url
-        self.store: Any = None
-        self.logs: deque[tuple[str, dict[str, Any]]] = deque()
+        self._store: Store | None = None  # opened once the worker is on its way
+        self.logs: deque[EventItem] = deque()
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_id: Identity | None = None
         self.sent: set[str] = set()
@@ -61,8 +70,14 @@ class Supervisor:
 
     # ------------------------------------------------------------ helpers
 
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the supervisor has not opened the job database yet")
+        return self._store
+
     def jobctl_log(self, line: str) -> None:
-        self.logs.append(("log", {"line": line, "stream": "jobctl"}))
+        self.logs.append((EventType.LOG.value, {"line": line, "stream": "jobctl"}))
 
     def flush(self) -> None:
         if not self.logs:
@@ -102,24 +117,24 @@ class Supervisor:
                 spawn_error = exc
         from jupyter_jobctl.db.store import Store
 
-        self.store = Store(self.db_url)
+        self._store = Store(self.db_url)
         me = Identity.of(os.getpid())
         assert me is not None
         if not self.store.record_process(
             self.job_id, self.attempt, "supervisor", me.pid, me.start, me.boot
         ):
             # stale attempt or already finished: nothing here is ours to run
-            if self.worker_id is not None:
+            if self.worker is not None and self.worker_id is not None:
                 processes.signal_group(self.worker_id, signal.SIGKILL)
-                self.worker.wait()  # type: ignore[union-attr]
+                self.worker.wait()
             return 0
         row = self.store.get_row(self.job_id)
         if self.worker is None and spawn_error is None:
-            if row["status"] == "stopping":
+            if row["status"] == JobState.STOPPING:
                 self.store.finish(
                     self.job_id,
                     self.attempt,
-                    "cancelled",
+                    JobState.CANCELLED,
                     reason="Stopped before the job started.",
                     logs=["[CANCELLATION] stopped before the worker started"],
                 )
@@ -132,24 +147,25 @@ class Supervisor:
             self.store.finish(
                 self.job_id,
                 self.attempt,
-                "failed",
+                JobState.FAILED,
                 reason=f"Could not start the job: {spawn_error}.",
                 logs=[f"[jobctl] could not start: {spawn_error}"],
             )
             return 0
-        assert self.worker_id is not None
+        worker = self.worker_id
+        assert worker is not None
         # a command runs once its process exists; a Python worker says so itself, when its
         # runtime is attached and the job's code is about to run
-        self.store.worker_started(
-            self.job_id,
-            self.attempt,
-            self.worker_id,
-            running=row["kind"] == "command",
-        )
+        if row["kind"] == JobKind.COMMAND:
+            self.store.mark_running(self.job_id, self.attempt, worker)
+        else:
+            self.store.record_process(
+                self.job_id, self.attempt, "worker", worker.pid, worker.start, worker.boot
+            )
         status = self._watch(row)
         return self._finish(status)
 
-    def _spawn(self, kind: str, spec: dict[str, Any]) -> None:
+    def _spawn(self, kind: JobKind | str, spec: dict[str, Any]) -> None:
         env = dict(os.environ)
         env.update(spec.get("env") or {})
         env.update(
@@ -161,7 +177,7 @@ class Supervisor:
             }
         )
         theirs: socket.socket | None = None
-        if kind == "command":
+        if kind == JobKind.COMMAND:
             argv = list(spec["argv"])
         else:
             argv = [
@@ -197,7 +213,7 @@ class Supervisor:
             _LogPump(self.worker.stderr, "stderr", self.logs),
         ]
 
-    def _watch(self, row: dict[str, Any]) -> int:
+    def _watch(self, row: JobRow) -> int:
         """Wait for the worker to exit, heartbeating and obeying stop/pause; returns wait status."""
         assert self.worker is not None and self.worker_id is not None
         pidfd = os.pidfd_open(self.worker.pid)
@@ -208,7 +224,7 @@ class Supervisor:
         interval = row["heartbeat_interval"] or 1.0
         next_beat = time.monotonic() + interval
         next_flush = time.monotonic() + FLUSH_EVERY
-        command = row["kind"] == "command"
+        command = row["kind"] == JobKind.COMMAND
         try:
             while True:
                 ready = dict(poller.poll(TICK * 1000))
@@ -274,13 +290,14 @@ class Supervisor:
             row = self.store.get_row(self.job_id)
         except Exception:
             return
-        if row["attempt"] != self.attempt:
+        worker = self.worker_id
+        if row["attempt"] != self.attempt or worker is None:
             return
         status = row["status"]
-        if status == "stopping" or row["stop_requested_at"] is not None:
+        if status == JobState.STOPPING or row["stop_requested_at"] is not None:
             self._tell_worker_to_stop()
             if self.group_stopped:
-                processes.signal_group(self.worker_id, signal.SIGCONT)  # type: ignore[arg-type]
+                processes.signal_group(worker, signal.SIGCONT)
                 self.group_stopped = False
             now = time.time()
             if "int" not in self.sent and row["interrupt_at"] and now >= row["interrupt_at"]:
@@ -292,12 +309,12 @@ class Supervisor:
             if "kill" not in self.sent and row["kill_at"] and now >= row["kill_at"]:
                 self.sent.add("kill")
                 self._signal(signal.SIGKILL, group=True, label="kill_grace")
-        elif command and status == "paused" and not self.group_stopped:
-            processes.signal_group(self.worker_id, signal.SIGSTOP)  # type: ignore[arg-type]
+        elif command and status == JobState.PAUSED and not self.group_stopped:
+            processes.signal_group(worker, signal.SIGSTOP)
             self.group_stopped = True
             self.store.set_worker_stopped(self.job_id, self.attempt, True)
-        elif command and status == "running" and self.group_stopped:
-            processes.signal_group(self.worker_id, signal.SIGCONT)  # type: ignore[arg-type]
+        elif command and status == JobState.RUNNING and self.group_stopped:
+            processes.signal_group(worker, signal.SIGCONT)
             self.group_stopped = False
             self.store.set_worker_stopped(self.job_id, self.attempt, False)
 
@@ -306,15 +323,15 @@ class Supervisor:
         if self.worker_id is not None:
             processes.signal_group(self.worker_id, signal.SIGKILL)
         try:
-            if self.store is None:
+            if self._store is None:
                 from jupyter_jobctl.db.store import Store
 
-                self.store = Store(self.db_url)
+                self._store = Store(self.db_url)
             self.flush()
             self.store.finish(
                 self.job_id,
                 self.attempt,
-                "failed",
+                JobState.FAILED,
                 reason=f"The job's supervisor failed: {type(exc).__name__}: {exc}",
                 logs=[f"[jobctl] supervisor failed: {type(exc).__name__}: {exc}"],
             )
@@ -327,25 +344,25 @@ class Supervisor:
         exit_code = code if code >= 0 else None
         how = f"killed by {sig}" if sig else f"exit code {code}"
         row = self.store.get_row(self.job_id)
-        if row["status"] == "stopping":
+        if row["status"] == JobState.STOPPING:
             self.store.finish(
                 self.job_id,
                 self.attempt,
-                "cancelled",
+                JobState.CANCELLED,
                 exit_code=exit_code,
                 signal=sig,
                 reason=f"Stopped by request (worker {how}).",
                 logs=[f"[CANCELLATION] job cancelled (worker {how})"],
             )
         elif code == 0:
-            self.store.finish(self.job_id, self.attempt, "completed", exit_code=0)
+            self.store.finish(self.job_id, self.attempt, JobState.COMPLETED, exit_code=0)
         else:
             detail = row["reason"]  # what the worker said went wrong, if it could
             reason = f"{detail.rstrip('.')} (worker {how})." if detail else f"Worker {how}."
             self.store.finish(
                 self.job_id,
                 self.attempt,
-                "failed",
+                JobState.FAILED,
                 exit_code=exit_code,
                 signal=sig,
                 reason=reason,
@@ -363,8 +380,8 @@ def run_attempt(job_id: str, attempt: int, db_url: str, launch: dict[str, Any] |
         sup.crashed(exc)
         raise
     finally:
-        if sup.store is not None:
-            sup.store.close()
+        if sup._store is not None:
+            sup._store.close()
 
 
 def main(argv: list[str] | None = None) -> int:

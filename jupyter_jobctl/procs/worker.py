@@ -18,11 +18,15 @@ import runpy
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_jobctl import runtime
+from jupyter_jobctl.core.states import JobKind
 from jupyter_jobctl.procs import handshake
 from jupyter_jobctl.runtime import Cancelled
+
+if TYPE_CHECKING:
+    from jupyter_jobctl.db.store import Store
 
 EXIT_CANCELLED = 0  # a cooperative cancel is a clean exit; the job's status says "cancelled"
 EXIT_INTERRUPTED = 130
@@ -64,9 +68,9 @@ class _LazyStore:
 
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
-        self._store: Any = None
+        self._store: Store | None = None
 
-    def get(self) -> Any:
+    def get(self) -> Store:
         if self._store is None:
             from jupyter_jobctl.db.store import Store
 
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not _may_start(job_id, attempt, stores):
             raise Cancelled("start")  # a stop came before the job's code ran
-        if plan["kind"] == "test_batch":
+        if plan["kind"] == JobKind.TEST_BATCH:
             code = _run_pytest(job_id, attempt, stores, spec.get("args", []))
         else:
             result = _call_target(spec["target"], spec.get("config", {}))
@@ -160,7 +164,7 @@ def _unwinding() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _stop_pending(store: Any, job_id: str) -> bool:
+def _stop_pending(store: Store, job_id: str) -> bool:
     ctl = store.control(job_id)
     return ctl is not None and ctl[2] is not None
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler
@@ -19,6 +19,10 @@ from tornado import web
 
 from jupyter_jobctl.core.errors import Conflict, JobctlError, JobNotFound, SpecError, StorageError
 from jupyter_jobctl.server import openapi
+
+if TYPE_CHECKING:
+    from jupyter_jobctl.engine.manager import JobManager
+    from jupyter_jobctl.server.hub import EventHub
 
 AUTH_RESOURCE = "jobctl"
 MAX_BODY = 1024 * 1024
@@ -96,8 +100,9 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
     auth_resource = AUTH_RESOURCE
 
     @property
-    def manager(self) -> Any:
-        return self.settings["jobctl_manager"]
+    def manager(self) -> JobManager:
+        manager: JobManager = self.settings["jobctl_manager"]
+        return manager
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a manager call in the database thread pool, never on the event loop."""
@@ -134,8 +139,9 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(obj))
 
-    def hub(self) -> Any:
-        return self.settings["jobctl_hub"]
+    def hub(self) -> EventHub:
+        hub: EventHub = self.settings["jobctl_hub"]
+        return hub
 
 
 class HealthHandler(JobctlHandler):
@@ -201,11 +207,18 @@ class JobHandler(JobctlHandler):
         self.finish()
 
 
-def _action(method: str, status: int, permission: str | None) -> type[JobctlHandler]:
+def _action(
+    method: str,
+    action: Callable[[JobManager], Callable[[str], dict[str, Any]]],
+    status: int,
+    permission: str | None,
+) -> type[JobctlHandler]:
+    """``POST /jobs/{id}/<method>``: ``action(manager)`` is the manager's method to call."""
+
     @web.authenticated
     @authorized(permission) if permission else authorized
     async def post(self: JobctlHandler, job_id: str) -> None:
-        job = await self.call(getattr(self.manager, method), job_id)
+        job = await self.call(action(self.manager), job_id)
         self.hub().poke()
         self.send(job, status)
 
@@ -213,10 +226,10 @@ def _action(method: str, status: int, permission: str | None) -> type[JobctlHand
     return type(name, (JobctlHandler,), {"post": post, "__doc__": f"POST /jobs/{{id}}/{method}"})
 
 
-JobStartHandler = _action("start", 200, "execute")
-JobStopHandler = _action("stop", 202, None)  # POST -> write
-JobPauseHandler = _action("pause", 200, None)
-JobResumeHandler = _action("resume", 200, None)
+JobStartHandler = _action("start", lambda m: m.start, 200, "execute")
+JobStopHandler = _action("stop", lambda m: m.stop, 202, None)  # POST -> write
+JobPauseHandler = _action("pause", lambda m: m.pause, 200, None)
+JobResumeHandler = _action("resume", lambda m: m.resume, 200, None)
 
 
 class JobRerunHandler(JobctlHandler):

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_jobctl.core.errors import SpecError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 DOCUMENT = Path(__file__).parent / "openapi.json"
 _TYPE_WORDS = {
@@ -30,7 +33,7 @@ def document() -> dict[str, Any]:
 
 
 @cache
-def _validator(schema_name: str) -> Any:
+def _validator(schema_name: str) -> Draft202012Validator:
     import jsonschema
 
     doc = document()
@@ -39,7 +42,7 @@ def _validator(schema_name: str) -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
-def _describe(error: Any) -> tuple[str, str]:
+def _describe(error: Any) -> tuple[str, str]:  # a jsonschema ValidationError
     path = ".".join(str(p) for p in error.absolute_path)
     validator = error.validator
     if validator == "required":
@@ -57,7 +60,7 @@ def _describe(error: Any) -> tuple[str, str]:
     if validator == "type":
         kinds = error.validator_value
         kinds = kinds if isinstance(kinds, list) else [kinds]
-        words = " or ".join(_TYPE_WORDS.get(k, k) for k in kinds if k != "null")
+        words = " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds if k != "null")
         return field, f"{field} must be {words}."
     if validator in ("minLength", "maxLength"):
         bound = "more" if validator == "minLength" else "fewer"

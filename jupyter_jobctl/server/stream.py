@@ -1,18 +1,11 @@
-"""WebSocket streams (DESIGN §6) and the hub that tails the database for them.
+"""WebSocket streams (DESIGN §6): one job's events, and every job's summary changes.
 
-Workers write their events straight to the database, so the server learns about them by
-tailing: :class:`EventHub` asks the manager every ``poll_interval`` which job rows changed,
-reads the new events of every job somebody watches once, turns them into WebSocket frames
-once, and keeps the newest of them in a per-job :class:`_Tail` that all of that job's
-sockets share. Each job socket keeps one cursor (``last_sent``) and only ever sends
-``seq > last_sent`` -- from the shared tail when its cursor is inside it, otherwise from
-the database -- so delivery is in order and exactly once by construction, across
-reconnects and server restarts alike.
-
-Frames are written to the socket in slices with one ``IOStream.write`` (see
-:meth:`_StreamBase.write_frames`): one ``write_message`` per event costs ~8 µs of the event loop,
-a slice ~0.5 µs per event (measured on this machine), which is what lets one server
-core feed dozens of clients of busy jobs and still answer ``/health``.
+The server learns about events by tailing the database (:class:`~.hub.EventHub`), which
+keeps the newest frames of each watched job in a shared :class:`~.hub.Tail`. Each job
+socket keeps one cursor (``last_sent``) and only ever sends ``seq > last_sent`` -- from the
+shared tail when its cursor is inside it, otherwise from the database -- so delivery is in
+order and exactly once by construction, across reconnects and server restarts alike.
+Frames are pre-encoded and written in slices (:mod:`~.frames`).
 """
 
 from __future__ import annotations
@@ -20,12 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
-import struct
 import time
-from collections import deque
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
@@ -33,249 +22,23 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
-from tornado.iostream import StreamClosedError
 
 from jupyter_jobctl.core.errors import JobNotFound, SpecError
 from jupyter_jobctl.core.states import TERMINAL
-from jupyter_jobctl.core.timestamps import iso
+from jupyter_jobctl.server import frames as raw
+from jupyter_jobctl.server.frames import SLICE, SlowConsumer, event_frames, text_frame
 from jupyter_jobctl.server.handlers import AUTH_RESOURCE, MAX_INT, ErrorMixin, run_in_db_pool
+from jupyter_jobctl.server.hub import EventHub, ListClient, Tail
 
-log = logging.getLogger("jupyter_jobctl")
+if TYPE_CHECKING:
+    from jupyter_jobctl.engine.manager import JobManager
+
+__all__ = ["WS_ROUTES", "EventHub", "JobStreamHandler", "ListStreamHandler"]
 
 PAGE = 500  # events read from the database at once
-SLICE = 500  # frames written to a socket at once (one syscall)
-TAIL_BYTES = 1 << 20  # newest frames kept per watched job, shared by its sockets
-TAIL_FETCH = 2000  # events the hub reads per job per look
 HEARTBEAT = 10.0  # seconds of silence before a heartbeat frame
 FALLBACK_POLL = 1.0  # a job socket re-reads the log this often even without a wake-up
 SEND_TIMEOUT = 10.0  # a client that does not take a slice in this long is closed (1013)
-CHANGE_WINDOW = 2.0  # re-read rows this recent: commits may land slightly out of time order
-LIST_QUEUE = 2000  # per /stream client; beyond this the client is too slow (1013)
-
-
-class _SlowConsumer(Exception):
-    pass
-
-
-# ---------------------------------------------------------------------------- frames
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked, uncompressed, final WebSocket text frame (RFC 6455 §5.2)."""
-    n = len(payload)
-    if n < 126:
-        return struct.pack("!BB", 0x81, n) + payload
-    if n < 1 << 16:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
-
-
-def frame_payload(frame: bytes) -> bytes:
-    size = frame[1] & 0x7F
-    return frame[2 if size < 126 else 4 if size == 126 else 10 :]
-
-
-_TYPES: dict[str, str] = {}  # event type -> its JSON string (a handful of distinct types)
-
-
-def _type_json(type_: str) -> str:
-    quoted = _TYPES.get(type_)
-    if quoted is None:
-        quoted = json.dumps(type_)
-        if len(_TYPES) < 1000:  # types are few; a flood of odd ones must not grow this
-            _TYPES[type_] = quoted
-    return quoted
-
-
-def event_frames(job_id: str, rows: Iterable[tuple[int, str, float, str]]) -> list[bytes]:
-    """Frames of stored events; the stored data is JSON already: spliced, never re-encoded."""
-    head = '{"type":"event","job":' + json.dumps(job_id) + ',"seq":'
-    return [
-        text_frame(
-            f'{head}{seq},"event":{_type_json(type_)},"ts":"{iso(ts)}","data":{data}}}'.encode()
-        )
-        for seq, type_, ts, data in rows
-    ]
-
-
-class _Tail:
-    """The newest frames of one watched job: a contiguous run of seqs ``first..last``."""
-
-    __slots__ = ("first", "frames", "size", "sockets")
-
-    def __init__(self, last_seq: int) -> None:
-        self.first = last_seq + 1  # seq of frames[0]
-        self.frames: list[bytes] = []
-        self.size = 0
-        self.sockets: set[asyncio.Event] = set()
-
-    @property
-    def last(self) -> int:
-        return self.first + len(self.frames) - 1
-
-    def extend(self, frames: list[bytes]) -> None:
-        self.frames.extend(frames)
-        self.size += sum(len(f) for f in frames)
-        if self.size > TAIL_BYTES:  # forget the oldest; sockets behind them read the database
-            drop, freed = 0, 0
-            while self.size - freed > TAIL_BYTES // 2:
-                freed += len(self.frames[drop])
-                drop += 1
-            del self.frames[:drop]
-            self.first += drop
-            self.size -= freed
-
-    def after(self, seq: int, limit: int) -> list[bytes] | None:
-        """Frames after ``seq`` (maybe none yet), or None if ``seq`` is behind the window."""
-        if seq < self.first - 1:
-            return None
-        start = seq + 1 - self.first
-        return self.frames[start : start + limit]
-
-
-# ---------------------------------------------------------------------------- the hub
-
-
-class EventHub:
-    """Tails job changes from the database, reads watched jobs' new events once, wakes sockets."""
-
-    def __init__(self, manager: Any, settings: dict[str, Any], poll_interval: float = 0.025):
-        self.manager = manager
-        self.settings = settings
-        self.poll_interval = poll_interval
-        # the newest row of recently changed or watched jobs (forgotten when neither)
-        self.latest: dict[str, dict[str, Any]] = {}
-        self._seen: dict[str, tuple[Any, ...]] = {}
-        self.tails: dict[str, _Tail] = {}
-        self._lists: set[_ListClient] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self.replays = asyncio.Semaphore(settings.get("jobctl_max_replays", 8))
-
-    def ensure_started(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    def poke(self) -> None:
-        """Look now (after this server changed a job itself)."""
-        self._wake.set()
-
-    # -- subscriptions
-
-    def watch(self, job_id: str, last_seq: int) -> tuple[_Tail, asyncio.Event]:
-        """Follow a job whose events up to ``last_seq`` the caller reads itself."""
-        self.ensure_started()
-        tail = self.tails.get(job_id)
-        if tail is None:
-            tail = self.tails[job_id] = _Tail(last_seq)
-            self._wake.set()  # the job may have moved on since the caller's snapshot
-        event = asyncio.Event()
-        tail.sockets.add(event)
-        return tail, event
-
-    def unwatch(self, job_id: str, event: asyncio.Event) -> None:
-        tail = self.tails.get(job_id)
-        if tail is not None:
-            tail.sockets.discard(event)
-            if not tail.sockets:
-                del self.tails[job_id]
-                if job_id not in self._seen:
-                    self.latest.pop(job_id, None)
-
-    def add_list_client(self, client: _ListClient) -> None:
-        self.ensure_started()
-        self._lists.add(client)
-
-    def remove_list_client(self, client: _ListClient) -> None:
-        self._lists.discard(client)
-
-    def deleted(self, job_id: str) -> None:
-        self.latest.pop(job_id, None)
-        self._seen.pop(job_id, None)
-        tail = self.tails.get(job_id)
-        for event in tail.sockets if tail else ():
-            event.set()
-        for client in list(self._lists):
-            client.push({"type": "deleted", "id": job_id})
-
-    # -- the tail loop
-
-    async def _run(self) -> None:
-        since = time.time() - CHANGE_WINDOW
-        while True:
-            try:
-                rows = await run_in_db_pool(
-                    self.settings, self.manager.changed_since, since - CHANGE_WINDOW
-                )
-            except Exception:  # the database may be briefly unavailable; try again
-                log.warning("jobctl: tail query failed", exc_info=True)
-                rows = []
-            changed = set()
-            for updated_at, job in rows:
-                since = max(since, updated_at)
-                key = (job["last_seq"], job["status"], updated_at)
-                if self._seen.get(job["id"]) == key:
-                    continue
-                self._seen[job["id"]] = key
-                self.latest[job["id"]] = job
-                changed.add(job["id"])
-                for client in list(self._lists):
-                    client.push({"type": "job", "job": job})
-            behind = await self._read_tails()
-            for job_id in changed | behind:
-                tail = self.tails.get(job_id)
-                for event in tail.sockets if tail else ():
-                    event.set()
-            self._forget(since - 2 * CHANGE_WINDOW)
-            self._wake.clear()
-            if any(self._behind(job_id) for job_id in behind):
-                await asyncio.sleep(0)  # more to read right away; let the loop breathe first
-                continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-
-    def _behind(self, job_id: str) -> bool:
-        tail, row = self.tails.get(job_id), self.latest.get(job_id)
-        return tail is not None and row is not None and row["last_seq"] > tail.last
-
-    async def _read_tails(self) -> set[str]:
-        """Read the new events of every watched job that has some; returns those jobs."""
-        wanted = [(j, t.last) for j, t in self.tails.items() if self._behind(j)]
-        if not wanted:
-            return set()
-        try:
-            pages = await run_in_db_pool(self.settings, self._fetch, wanted)
-        except Exception:
-            log.warning("jobctl: reading new events failed", exc_info=True)
-            return set()
-        read = set()
-        for job_id, after, frames in pages:
-            tail = self.tails.get(job_id)
-            if tail is not None and tail.last == after and frames:  # else it changed meanwhile
-                tail.extend(frames)
-                read.add(job_id)
-        return read
-
-    def _fetch(self, wanted: list[tuple[str, int]]) -> list[tuple[str, int, list[bytes]]]:
-        pages = []
-        for job_id, after in wanted:
-            with contextlib.suppress(JobNotFound):
-                rows = self.manager.events_raw(job_id, after, TAIL_FETCH)
-                pages.append((job_id, after, event_frames(job_id, rows)))
-        return pages
-
-    def _forget(self, cutoff: float) -> None:
-        """Drop rows that left the re-read window, unless somebody watches their job."""
-        for job_id in [j for j, k in self._seen.items() if k[2] < cutoff]:
-            del self._seen[job_id]
-            if job_id not in self.tails:
-                self.latest.pop(job_id, None)
 
 
 # ---------------------------------------------------------------------------- sockets
@@ -283,7 +46,7 @@ class EventHub:
 
 class _StreamBase(
     ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, websocket.WebSocketHandler, JupyterHandler
-):  # type: ignore[misc]
+):
     auth_resource = AUTH_RESOURCE
 
     def set_default_headers(self) -> None:
@@ -293,12 +56,14 @@ class _StreamBase(
         return None  # uncompressed frames: what :meth:`write_frames` writes directly
 
     @property
-    def manager(self) -> Any:
-        return self.settings["jobctl_manager"]
+    def manager(self) -> JobManager:
+        manager: JobManager = self.settings["jobctl_manager"]
+        return manager
 
     @property
     def hub(self) -> EventHub:
-        return self.settings["jobctl_hub"]
+        hub: EventHub = self.settings["jobctl_hub"]
+        return hub
 
     @property
     def heartbeat(self) -> float:
@@ -321,25 +86,7 @@ class _StreamBase(
 
     async def write_frames(self, frames: list[bytes]) -> None:
         """Send frames with one write; a client that does not take them in time gets 1013."""
-        if not frames:
-            return
-        conn = self.ws_connection
-        if conn is None or conn.is_closing():
-            raise websocket.WebSocketClosedError()
-        stream = getattr(conn, "stream", None)
-        try:
-            if stream is not None and not getattr(conn, "_compressor", None):
-                sent = stream.write(b"".join(frames))
-            else:  # a tornado without the attributes this relies on: one message per frame
-                for frame in frames[:-1]:
-                    self.write_message(frame_payload(frame))
-                sent = self.write_message(frame_payload(frames[-1]))
-            # shield: a timed-out wait must not cancel tornado's own write future
-            await asyncio.wait_for(asyncio.shield(sent), self.send_timeout)
-        except asyncio.TimeoutError:
-            raise _SlowConsumer() from None
-        except StreamClosedError:
-            raise websocket.WebSocketClosedError() from None
+        await raw.write_frames(self, frames, self.send_timeout)
 
     def on_message(self, message: Any) -> None:
         pass  # the streams are server -> client only
@@ -365,7 +112,7 @@ class JobStreamHandler(_StreamBase):
         self.job = await run_in_db_pool(self.settings, self.manager.get, job_id)  # 404 pre-upgrade
         await super().get(job_id)
 
-    def open(self, job_id: str) -> None:  # type: ignore[override]
+    def open(self, job_id: str) -> None:
         super().open()
         self._task = asyncio.ensure_future(self._pump())
 
@@ -375,7 +122,7 @@ class JobStreamHandler(_StreamBase):
         if self._task is not None:
             self._task.cancel()
 
-    async def _from_database(self, last: int, tail: _Tail | None = None) -> int:
+    async def _from_database(self, last: int, tail: Tail | None = None) -> int:
         """Send stored events after ``last`` in pages until none are left (or, given the
         shared tail, until the cursor is back inside it); returns the new last sent seq."""
         while tail is None or last < tail.first - 1:
@@ -395,7 +142,7 @@ class JobStreamHandler(_StreamBase):
         rows = self.manager.events_raw(self.job_id, last, PAGE)
         return event_frames(self.job_id, rows), rows[-1][0] if rows else last
 
-    async def _send_new(self, last: int, tail: _Tail) -> int:
+    async def _send_new(self, last: int, tail: Tail) -> int:
         """Everything after ``last``: from the shared tail, or the database when behind it."""
         while True:
             frames = tail.after(last, SLICE)
@@ -442,7 +189,7 @@ class JobStreamHandler(_StreamBase):
                 if time.monotonic() - quiet_since >= self.heartbeat:
                     await self.send_json({"type": "heartbeat", "last_seq": last})
                     quiet_since = time.monotonic()
-        except _SlowConsumer:
+        except SlowConsumer:
             self.close_slow()
         except JobNotFound:
             self.close(4404, "The job was deleted.")
@@ -466,20 +213,6 @@ async def _wait(event: asyncio.Event, timeout: float) -> bool:
     return False
 
 
-class _ListClient:
-    def __init__(self) -> None:
-        self.queue: deque[dict[str, Any]] = deque()
-        self.ready = asyncio.Event()
-        self.overflow = False
-
-    def push(self, message: dict[str, Any]) -> None:
-        if len(self.queue) >= LIST_QUEUE:
-            self.overflow = True
-        else:
-            self.queue.append(message)
-        self.ready.set()
-
-
 class ListStreamHandler(_StreamBase):
     """WS /stream: summary changes of every job (created, status, progress, counts, deleted)."""
 
@@ -490,9 +223,9 @@ class ListStreamHandler(_StreamBase):
         await self.authorize_read()
         await super().get()
 
-    def open(self) -> None:  # type: ignore[override]
+    def open(self) -> None:
         super().open()
-        self.client = _ListClient()
+        self.client = ListClient()
         self.hub.add_list_client(self.client)
         self._task = asyncio.ensure_future(self._pump())
 
@@ -514,7 +247,7 @@ class ListStreamHandler(_StreamBase):
                     await self.send_json({"type": "heartbeat"})
                 while self.client.queue:
                     await self.send_json(self.client.queue.popleft())
-        except _SlowConsumer:
+        except SlowConsumer:
             self.close_slow()
         except (websocket.WebSocketClosedError, asyncio.CancelledError):
             pass

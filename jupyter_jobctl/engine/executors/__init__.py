@@ -23,7 +23,8 @@ def executor_class(name: str) -> type[Executor]:
         raise SpecError("executor", f"There is no executor {name!r}; known: {known}.") from None
     module, _, attr = path.partition(":")
     cls = getattr(importlib.import_module(module), attr)
-    assert issubclass(cls, Executor)
+    if not (isinstance(cls, type) and issubclass(cls, Executor)):
+        raise TypeError(f"{path} is not an Executor subclass.")
     return cls
 
 

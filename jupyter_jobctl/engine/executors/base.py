@@ -10,8 +10,9 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from jupyter_jobctl.core.states import JobKind
+from jupyter_jobctl.db.models import JobRow
 
-Row = dict[str, Any]  # a job row as the store returns it
+Row = JobRow  # a job row as the store returns it (``Store.get_row``, ``Store.active_rows``)
 
 
 class Executor(ABC):

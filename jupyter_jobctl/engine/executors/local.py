@@ -124,12 +124,12 @@ class LocalExecutor(Executor):
         env["JOBCTL_DB_URL"] = db_url
         if self.job_nice:
             env[processes.NICE_ENV] = str(self.job_nice)
-        plan = {"kind": kind, "spec": spec} if kind is not None else None
+        plan = {"kind": str(kind), "spec": spec} if kind is not None else None
         log_name = f"supervisor-{job_id}.{attempt}.log"
         if self._fork(job_id, attempt, db_url, env, plan, log_name):
             return
         if kind is not None:
-            env.update(handshake.plan_env(kind, spec))
+            env.update(handshake.plan_env(str(kind), spec))
         argv = [sys.executable, "-m", "jupyter_jobctl.procs.supervisor", job_id, str(attempt)]
         log_file = self._open_log(log_name)
         try:
@@ -259,15 +259,16 @@ class LocalExecutor(Executor):
         """True/False for this machine's supervisors; None when the job ran on another host."""
         if row.get("host") and row["host"] != _hostname():
             return None
-        if row.get("supervisor_pid") is None:
+        pid, start = row.get("supervisor_pid"), row.get("supervisor_start")
+        if pid is None or start is None:
             return False
-        ident = Identity(row["supervisor_pid"], row["supervisor_start"], row["boot_id"] or "")
-        return ident.alive()
+        return Identity(pid, start, row.get("boot_id") or "").alive()
 
     def _worker(self, row: Row) -> Identity | None:
-        if row.get("worker_pid") is None:
+        pid, start = row.get("worker_pid"), row.get("worker_start")
+        if pid is None or start is None:
             return None
-        return Identity(row["worker_pid"], row["worker_start"], row["boot_id"] or "")
+        return Identity(pid, start, row.get("boot_id") or "")
 
     def worker_alive(self, row: Row) -> bool:
         worker = self._worker(row)
