@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-FRONTEND_SRC := $(shell find labextension/src labextension/style -type f 2>/dev/null) \
+FRONTEND_SRC := $(shell find labextension/src labextension/schema -type f 2>/dev/null) \
 	labextension/package.json labextension/tsconfig.json
 APT_PKGS := $(if $(wildcard /usr/bin/chromium),,chromium fonts-dejavu-core) \
 	$(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
@@ -25,12 +25,12 @@ $(PY):
 # rebuild needs no reinstall. Bytecode is compiled: job processes start faster with it.
 $(VENV)/.run-deps: pyproject.toml labextension/package-lock.json | $(PY)
 	PATH=$(BIN):$$PATH $(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab]'
-	$(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null 2>&1
+	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 	@touch $@ $(VENV)/.frontend
 
 $(VENV)/.test-deps: pyproject.toml labextension/package-lock.json | $(PY)
 	PATH=$(BIN):$$PATH $(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab,postgres,dev,test]'
-	$(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null 2>&1
+	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 	@touch $@ $(VENV)/.run-deps $(VENV)/.frontend
 
 # the front end again, only when its sources changed since the last build

@@ -222,21 +222,28 @@ def write_notebook(lab: Lab, name: str, cells: list[str]) -> str:
     return name
 
 
-def open_notebook(page: Any, lab: Lab, name: str, app: str = "lab/tree") -> None:
-    page.goto(lab.url_for(f"{app}/{name}"))
-    wait_kernel_idle(page)
+def open_notebook(page: Any, lab: Lab, name: str) -> None:
+    """Open ``name`` alone (``reset``: no tabs restored from earlier tests), wait for its kernel."""
+    page.goto(lab.url_for(f"lab/tree/{name}") + "&reset")
+    wait_kernel_idle(page, name)
 
 
-def wait_kernel_idle(page: Any, timeout: float = 60_000) -> None:
-    # running cells before the kernel is connected pops a kernel picker (STACK.md)
+def wait_kernel_idle(page: Any, name: str, timeout: float = 90_000) -> None:
+    """Wait until ``name`` is the current notebook and its kernel is connected and idle.
+
+    Running cells before the kernel is connected pops a kernel picker; checking the path
+    makes sure it is this notebook's kernel, not another tab's.
+    """
     page.wait_for_function(
-        """() => {
+        """(name) => {
             const app = window.jupyterapp;
             const w = app && app.shell.currentWidget;
-            const k = w && w.sessionContext && w.sessionContext.session &&
+            if (!w || !w.context || w.context.path !== name) return false;
+            const k = w.sessionContext && w.sessionContext.session &&
                       w.sessionContext.session.kernel;
             return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
         }""",
+        arg=name,
         timeout=timeout,
     )
 

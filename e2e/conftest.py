@@ -78,8 +78,16 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     page = context.new_page()
     page.set_default_timeout(30_000)
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.dialogs = dialogs  # an XSS payload would open one
+
+    def on_dialog(dialog: Any) -> None:
+        if dialog.type == "beforeunload":  # a reload the test asked for: let it happen
+            dialog.accept()
+            return
+        dialogs.append(dialog.message)  # an XSS payload would open one
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.dialogs = dialogs
     try:
         yield page
     finally:

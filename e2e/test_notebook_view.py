@@ -23,6 +23,7 @@ from browser_harness import (
 )
 from playwright.sync_api import expect
 
+MIME = "application/vnd.jupyter.jobctl+json"
 MEASURED = {}  # figures for the closing note, written next to the screenshots
 
 
@@ -51,6 +52,11 @@ def _seen(page: Any, text: str) -> bool:
     return bool(page.evaluate(f"() => window.__jobctlTexts.some(t => t.includes({text!r}))"))
 
 
+def badge(view: Any) -> Any:
+    """The state badge (DESIGN §10: its text is the state's name)."""
+    return view.locator("[data-jobctl-status]").first
+
+
 def _progress_text(view: Any) -> str:
     return str(view.locator(".jobctl-progress").first.inner_text())
 
@@ -59,17 +65,17 @@ def _log_lines(view: Any) -> list[str]:
     return [str(t) for t in view.locator(".jobctl-log-line").all_inner_texts()]
 
 
-def _kernel_id(page: Any) -> str:
-    return str(
-        page.evaluate(
-            "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id"
-        )
-    )
-
-
-def _restart_kernel(lab: Lab, page: Any) -> None:
-    status, body = lab.api_root("POST", f"api/kernels/{_kernel_id(page)}/restart")
+def _restart_kernel(lab: Lab, notebook: str) -> None:
+    """Restart the notebook's kernel through the server, as Kernel → Restart does."""
+    status, sessions = lab.api_root("GET", "api/sessions")
+    assert status == 200, sessions
+    kernel = next(s["kernel"]["id"] for s in sessions if s["path"] == notebook)
+    status, body = lab.api_root("POST", f"api/kernels/{kernel}/restart")
     assert status == 200, body
+
+
+def _reload(page: Any) -> None:
+    page.reload(wait_until="domcontentloaded", timeout=90_000)
 
 
 def test_train_watch_and_stop_from_a_cell(lab: Lab, page: Any) -> None:
@@ -84,7 +90,7 @@ def test_train_watch_and_stop_from_a_cell(lab: Lab, page: Any) -> None:
     expect(view).to_be_visible(timeout=60_000)
     job_id = view.get_attribute("data-jobctl-job")
     assert job_id and lab.job(job_id)["name"] == "stop-me"
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=30_000)
+    expect(badge(view)).to_have_text("running", timeout=30_000)
     first = _progress_text(view)
     wait_until(lambda: _progress_text(view) != first, 30, "the progress to move")
     assert re.search(r"\d+/30", _progress_text(view))
@@ -95,7 +101,7 @@ def test_train_watch_and_stop_from_a_cell(lab: Lab, page: Any) -> None:
     stop = view.get_by_role("button", name="Stop", exact=True)
     clicked = time.monotonic()
     stop.click()
-    expect(view.locator("[data-jobctl-status]")).to_have_text("cancelled", timeout=10_000)
+    expect(badge(view)).to_have_text("cancelled", timeout=10_000)
     elapsed = time.monotonic() - clicked
     _record("stop_click_to_cancelled_s", elapsed)
     assert _seen(page, "Stopping…")
@@ -114,28 +120,28 @@ def test_view_outlives_kernel_restarts_and_reloads(lab: Lab, page: Any) -> None:
     open_notebook(page, lab, nb)
     run_all_cells(page)
     view = job_view(page)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     job_id = view.get_attribute("data-jobctl-job")
 
-    _restart_kernel(lab, page)
+    _restart_kernel(lab, nb)
     before = _progress_text(view)
     wait_until(lambda: _progress_text(view) != before, 30, "progress after a kernel restart")
     shoot(page, "03-after-kernel-restart")
 
     lab_command(page, "docmanager:save")
-    wait_until(lambda: "jobctl" in (lab.root / "work" / nb).read_text(), 30, "the saved output")
-    _restart_kernel(lab, page)
+    wait_until(lambda: MIME in (lab.root / "work" / nb).read_text(), 30, "the saved output")
+    _restart_kernel(lab, nb)
     reloaded = time.monotonic()
-    page.reload()
+    _reload(page)
     view = job_view(page, job_id)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     before = _progress_text(view)
     wait_until(lambda: _progress_text(view) != before, 30, "progress after a reload")
     _record("reload_to_live_view_s", time.monotonic() - reloaded)
     shoot(page, "04-after-reload")
 
     view.get_by_role("button", name="Stop", exact=True).click()
-    expect(view.locator("[data-jobctl-status]")).to_have_text("cancelled", timeout=10_000)
+    expect(badge(view)).to_have_text("cancelled", timeout=10_000)
 
 
 def test_batch_view_keeps_counting_after_a_reload(lab: Lab, page: Any) -> None:
@@ -143,26 +149,26 @@ def test_batch_view_keeps_counting_after_a_reload(lab: Lab, page: Any) -> None:
     suite.mkdir(exist_ok=True)
     (suite / "test_slow.py").write_text(
         "import time, pytest\n\n"
-        "@pytest.mark.parametrize('i', range(60))\n"
+        "@pytest.mark.parametrize('i', range(200))\n"
         "def test_step(i):\n"
-        "    time.sleep(0.25)\n"
+        "    time.sleep(0.2)\n"
         "    assert i % 7 != 3, f'step {i} is unlucky'\n"
     )
     nb = write_notebook(lab, "batch.ipynb", ["%load_ext jupyter_jobctl", "%jobctl test slow_suite"])
     open_notebook(page, lab, nb)
     run_all_cells(page)
     view = job_view(page)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     job_id = view.get_attribute("data-jobctl-job")
     wait_until(lambda: lab.job(job_id)["counts"]["failed"] >= 1, 60, "a failed test")
     expect(view.get_by_text("step 3 is unlucky").first).to_be_visible(timeout=15_000)
     shoot(page, "05-batch-running")
 
     lab_command(page, "docmanager:save")
-    wait_until(lambda: "jobctl" in (lab.root / "work" / nb).read_text(), 30, "the saved output")
-    page.reload()
+    wait_until(lambda: MIME in (lab.root / "work" / nb).read_text(), 30, "the saved output")
+    _reload(page)
     view = job_view(page, job_id)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     seen = lab.job(job_id)["counts"]["completed"]
     wait_until(
         lambda: lab.job(job_id)["counts"]["completed"] > seen + 2, 60, "tests after the reload"
@@ -171,7 +177,7 @@ def test_batch_view_keeps_counting_after_a_reload(lab: Lab, page: Any) -> None:
     wait_until(lambda: completed in view.inner_text(), 15, "the view to show the new count")
     shoot(page, "06-batch-after-reload")
     view.get_by_role("button", name="Stop", exact=True).click()
-    expect(view.locator("[data-jobctl-status]")).to_have_text("cancelled", timeout=15_000)
+    expect(badge(view)).to_have_text("cancelled", timeout=15_000)
 
 
 def _saved_view_notebook(lab: Lab, name: str, job_id: str) -> str:
@@ -225,11 +231,11 @@ def test_notebook_7_renders_the_view(lab: Lab, page: Any) -> None:
     nb = _saved_view_notebook(lab, "nb7.ipynb", job_id)
     page.goto(lab.url_for(f"notebooks/{nb}"))
     view = job_view(page, job_id)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     expect(view.get_by_text("in-notebook-7")).to_be_visible()
     shoot(page, "07-notebook7")
     view.get_by_role("button", name="Stop", exact=True).click()
-    expect(view.locator("[data-jobctl-status]")).to_have_text("cancelled", timeout=10_000)
+    expect(badge(view)).to_have_text("cancelled", timeout=10_000)
 
 
 def test_anywidget_view_without_the_labextension(lab_without_extension: Lab, page: Any) -> None:
@@ -243,10 +249,10 @@ def test_anywidget_view_without_the_labextension(lab_without_extension: Lab, pag
     open_notebook(page, lab, nb)
     run_all_cells(page)
     view = job_view(page, job_id)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     shoot(page, "08-anywidget-host")
     view.get_by_role("button", name="Stop", exact=True).click()
-    expect(view.locator("[data-jobctl-status]")).to_have_text("cancelled", timeout=10_000)
+    expect(badge(view)).to_have_text("cancelled", timeout=10_000)
     assert lab.job(job_id)["status"] == "cancelled"
 
 
@@ -276,7 +282,7 @@ def test_hostile_names_logs_and_test_ids_render_as_text(lab: Lab, page: Any) -> 
     views = page.locator(".jobctl-job")
     expect(views).to_have_count(2, timeout=60_000)
     for i in range(2):
-        expect(views.nth(i).locator("[data-jobctl-status]")).to_have_text(
+        expect(badge(views.nth(i))).to_have_text(
             re.compile("completed|failed"), timeout=60_000
         )
     text = page.locator(".jobctl-job").first.inner_text()
@@ -303,13 +309,13 @@ def test_server_restart_reconnects_without_a_gap(lab: Lab, page: Any) -> None:
     open_notebook(page, lab, nb)
     run_all_cells(page)
     view = job_view(page)
-    expect(view.locator("[data-jobctl-status]")).to_have_text("running", timeout=60_000)
+    expect(badge(view)).to_have_text("running", timeout=60_000)
     job_id = view.get_attribute("data-jobctl-job")
     wait_until(lambda: len(_log_lines(view)) > 10, 30, "a few log lines")
     _watch_texts(page, view)
     lab.restart()
     wait_until(lambda: _seen(page, "Reconnecting…"), 30, "Reconnecting… while the server is down")
-    expect(view.locator("[data-jobctl-status]")).to_have_text("completed", timeout=90_000)
+    expect(badge(view)).to_have_text("completed", timeout=90_000)
     numbers = [
         int(m.group(1)) for t in _log_lines(view) if (m := re.fullmatch(r"line (\d+)", t.strip()))
     ]

@@ -11,6 +11,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (built by npm from labextension/ at install)."""
+    return [{"src": "labextension", "dest": "jupyter-jobctl"}]
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from jupyter_jobctl.server.extension import JobCtl
 

@@ -35,12 +35,15 @@ describe('pure helpers', () => {
     expect([a, b, c].sort(compareJobs).map(j => j.name)).toEqual(['job 3', 'job 2', 'job 1']);
   });
 
-  it('searches name, id and kind, every word', () => {
-    const j = jobN(7, { name: 'ResNet smoke', kind: 'training' });
+  it('searches the name (as typed), the start of the id, the kind', () => {
+    const j = jobN(7, { name: 'ResNet smoke 12', kind: 'training', id: 'ab12cd' + '0'.repeat(26) });
     expect(matchesSearch(j, 'resnet')).toBe(true);
-    expect(matchesSearch(j, 'smoke train')).toBe(true);
-    expect(matchesSearch(j, j.id.slice(-6))).toBe(true);
-    expect(matchesSearch(j, 'resnet full')).toBe(false);
+    expect(matchesSearch(j, 'net smoke')).toBe(true);
+    expect(matchesSearch(j, 'ab12')).toBe(true);
+    expect(matchesSearch(j, 'cd00')).toBe(false); // not the middle of an id
+    expect(matchesSearch(jobN(8, { name: 'x', id: 'ff1234' }), '1234')).toBe(false);
+    expect(matchesSearch(j, 'training')).toBe(true);
+    expect(matchesSearch(j, 'smoke resnet')).toBe(false);
     expect(matchesSearch(j, '   ')).toBe(true);
   });
 

@@ -17,6 +17,9 @@ export class JobDetailContent extends Widget {
   private readonly spec: HTMLElement;
   private readonly specSection: HTMLElement;
 
+  /** Called with the job once it is read (the tab takes its name from it). */
+  onJob: ((job: Job) => void) | null = null;
+
   constructor(
     private readonly transport: Transport,
     jobId: string,
@@ -53,8 +56,9 @@ export class JobDetailContent extends Widget {
   private async loadSpec(): Promise<void> {
     try {
       const job = await this.transport.request<Job>('GET', jobPath(this.view.jobId));
-      if (!this.isDisposed) {
+      if (!this.isDisposed && isRecord(job)) {
         this.showSpec(job);
+        this.onJob?.(job);
       }
     } catch {
       replaceChildren(this.spec);
@@ -80,6 +84,7 @@ export class JobDetailWidget extends MainAreaWidget<JobDetailContent> {
     this.title.icon = listIcon;
     this.title.closable = true;
     this.setLabel(label || jobId);
+    content.onJob = job => this.setLabel(typeof job.name === 'string' ? job.name : '');
   }
 
   get jobId(): string {

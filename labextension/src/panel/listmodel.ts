@@ -78,14 +78,21 @@ export function matchesKind(job: Pick<Job, 'kind'>, kind: string): boolean {
   return kind === KIND_ALL || job.kind === kind;
 }
 
-/** Case-insensitive substring of the name, the id or the kind; every word must match. */
+/**
+ * The search box: the text (case-insensitive, as typed, spaces included) within the job's
+ * name, or the start of its id, or its kind. Ids are hex: matching digits anywhere in them
+ * would make `run 12` match half the list.
+ */
 export function matchesSearch(job: Pick<Job, 'name' | 'id' | 'kind'>, search: string): boolean {
-  const words = search.trim().toLowerCase().split(/\s+/).filter(Boolean);
-  if (!words.length) {
-    return true;
+  return searchMatcher(search)(job);
+}
+
+export function searchMatcher(search: string): (job: Pick<Job, 'name' | 'id' | 'kind'>) => boolean {
+  const q = search.trim().toLowerCase();
+  if (!q) {
+    return () => true;
   }
-  const hay = `${job.name}\u0000${job.id}\u0000${job.kind}`.toLowerCase();
-  return words.every(w => hay.includes(w));
+  return job => job.name.toLowerCase().includes(q) || job.id.toLowerCase().startsWith(q) || job.kind === q;
 }
 
 /** Newest first, as the server pages: created_at descending, then id descending. */
@@ -251,11 +258,12 @@ export class JobListModel {
     if (!this.visibleCache) {
       const f = this._filter;
       const horizon = this.horizon;
+      const search = searchMatcher(f.search);
       this.visibleCache = this.all().filter(
         j =>
           matchesState(j, f.state) &&
           matchesKind(j, f.kind) &&
-          matchesSearch(j, f.search) &&
+          search(j) &&
           (horizon === '' || (horizon !== null && j.created_at >= horizon) || this.pinned.has(j.id))
       );
     }

@@ -113,7 +113,7 @@ export function rowSummary(job: Job): { text: string; fraction: number | null } 
 }
 
 export function rowMeta(job: Job, now: number): string {
-  const bits: string[] = [job.kind.replace('_', ' ')];
+  const bits: string[] = [];
   const started = parseTime(job.started_at);
   const created = parseTime(job.created_at);
   const finished = parseTime(job.finished_at);
@@ -124,7 +124,7 @@ export function rowMeta(job: Job, now: number): string {
   } else if (created !== null) {
     bits.push(formatClock(created, now));
   }
-  bits.push(job.id);
+  bits.push(job.kind.replace('_', ' '), job.id);
   return bits.join(' · ');
 }
 
@@ -147,10 +147,29 @@ export function renderRow(el: HTMLElement, job: Job, status: ActionStatus | null
   el.setAttribute('aria-label', `${label}, ${state}`);
 
   const { text, fraction } = rowSummary(job);
-  setText(p.summary, text);
-  p.summary.title = text;
+  if (p.summary.title !== text) {
+    p.summary.title = text;
+    if (job.kind === 'test_batch') {
+      // the counts in their colours (failures stand out); the text stays the same
+      const bits = text.split(' · ').map(bit => {
+        const cls = / passed$/.test(bit) ? 'jobctl-prow-passed' : / failed$/.test(bit) && !/^0 /.test(bit) ? 'jobctl-prow-failed' : '';
+        return cls ? h('span', { class: cls, text: bit }) : bit;
+      });
+      const children: (HTMLElement | string)[] = [];
+      bits.forEach((b, i) => {
+        if (i) {
+          children.push(' · ');
+        }
+        children.push(b);
+      });
+      replaceChildren(p.summary, ...children);
+    } else {
+      setText(p.summary, text);
+    }
+  }
   const indeterminate = fraction === null && (state === 'initializing' || state === 'running');
   p.track.classList.toggle('jobctl-indeterminate', indeterminate);
+  p.track.hidden = fraction === null && !indeterminate; // no bar for what has no progress
   p.track.dataset.jobctlStatus = state;
   const width = fraction === null ? (indeterminate ? '' : '0%') : `${(fraction * 100).toFixed(1)}%`;
   if (p.fill.style.width !== width) {

@@ -384,7 +384,7 @@ export class JobView {
     const active = !isTerminal(status);
     setText(this.badge, status);
     this.badge.setAttribute('data-jobctl-status', status);
-    this.node.setAttribute('data-jobctl-status', status);
+    this.node.dataset.state = status; // styling only: data-jobctl-status belongs to the badge
     setText(this.title, job.name || job.id);
     this.title.title = job.name || job.id;
     setText(this.kind, job.kind);

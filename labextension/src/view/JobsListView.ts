@@ -245,7 +245,7 @@ class Row {
     const active = !isTerminal(job.status);
     setText(this.badge, job.status);
     this.badge.setAttribute('data-jobctl-status', job.status);
-    this.node.setAttribute('data-jobctl-status', job.status);
+    this.node.dataset.state = job.status;
     setText(this.open, job.name || job.id);
     this.open.title = `Open ${job.name || job.id}`;
     setText(this.kind, job.kind);

@@ -29,7 +29,7 @@ export class ProgressBar {
     this.node.hidden = !text && !active;
     const indeterminate = fraction === null && (status === 'initializing' || status === 'running');
     this.track.classList.toggle('jobctl-indeterminate', indeterminate);
-    this.node.dataset.jobctlStatus = status;
+    this.node.dataset.state = status;
     if (fraction === null) {
       this.fill.style.width = indeterminate ? '' : '0%';
       this.track.removeAttribute('aria-valuenow');

@@ -36,6 +36,7 @@ export class ResultsView {
   private readonly filter: HTMLSelectElement;
   private readonly list: HTMLElement;
   private readonly more: HTMLElement;
+  private readonly filterLabel: HTMLElement;
   private renderedVersion = -1;
   private renderedFilter = '';
   private renderedCounts = '';
@@ -50,12 +51,13 @@ export class ResultsView {
     this.filter.addEventListener('change', () => this.model && this.update(this.model, null));
     this.list = h('ul', { class: 'jobctl-results', attrs: { 'aria-label': 'Test results' } });
     this.more = h('div', { class: 'jobctl-results-more' });
+    this.filterLabel = h('label', { class: 'jobctl-filter-label' }, h('span', { text: 'Show' }), this.filter);
     const head = h(
       'div',
       { class: 'jobctl-results-head' },
       h('div', { class: 'jobctl-section-title', text: 'Tests' }),
       this.counts,
-      h('label', { class: 'jobctl-filter-label' }, h('span', { text: 'Show' }), this.filter)
+      this.filterLabel
     );
     this.node = h('div', { class: 'jobctl-results-section' }, head, this.list, this.more);
     this.node.hidden = true;
@@ -84,6 +86,9 @@ export class ResultsView {
     const hidden = shown.length - Math.min(shown.length, MAX_ROWS);
     setText(this.more, hidden > 0 ? `${formatCount(hidden)} more not shown` : '');
     this.more.hidden = hidden === 0;
+    // nothing ran yet (collecting): no empty frame, no filter with nothing to filter
+    this.list.hidden = all.length === 0;
+    this.filterLabel.hidden = all.length === 0;
     if (!shown.length && all.length) {
       replaceChildren(this.list, h('li', { class: 'jobctl-result-empty', text: 'No tests with this outcome' }));
     }
@@ -98,11 +103,15 @@ export class ResultsView {
     const chip = (cls: string, label: string, n: number) =>
       h('span', { class: `jobctl-count jobctl-count-${cls}`, attrs: { 'data-jobctl-count': cls } },
         h('span', { class: 'jobctl-count-n', text: formatCount(n) }), ` ${label}`);
+    // the spaces are for textContent and screen readers; flex layout ignores them
     replaceChildren(
       this.counts,
       chip('passed', 'passed', c.passed),
+      ' ',
       chip('failed', 'failed', c.failed),
+      ' ',
       chip('skipped', 'skipped', c.skipped),
+      ' ',
       chip('total', c.completed < c.total ? `of ${formatCount(c.total)} run` : 'total',
         c.completed < c.total ? c.completed : c.total)
     );
