@@ -1,0 +1,67 @@
+"""The README's pictures, taken from a real session (`make screenshots` writes docs/images/).
+
+In `make test` they go to the artifacts folder like every other screenshot, so the scenes
+they show are exercised on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from browser_harness import (
+    ARTIFACTS,
+    REPO,
+    SMOKE,
+    Lab,
+    open_notebook,
+    run_all_cells,
+    wait_until,
+    write_notebook,
+)
+from playwright.sync_api import expect
+
+IMAGES = Path(os.environ.get("JOBCTL_README_IMAGES") or ARTIFACTS)
+
+
+def _readme_shot(target: Any, name: str) -> Path:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    path = IMAGES / name
+    target.screenshot(path=str(path))
+    return path
+
+
+def test_screenshot_notebook_with_training_and_batch_views(lab: Lab, page: Any) -> None:
+    shutil.copytree(
+        REPO / "notebooks" / "example_tests",
+        lab.root / "work" / "example_tests",
+        dirs_exist_ok=True,
+    )
+    nb = write_notebook(
+        lab,
+        "experiments.ipynb",
+        [
+            "%load_ext jupyter_jobctl",
+            f"%jobctl train --name baseline-adam --epochs 40 {SMOKE}",
+            "%jobctl test example_tests",
+        ],
+    )
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    open_notebook(page, lab, nb)
+    run_all_cells(page)
+    views = page.locator(".jobctl-job")
+    expect(views).to_have_count(2, timeout=60_000)
+    training, batch = views.nth(0), views.nth(1)
+    training_id = training.get_attribute("data-jobctl-job")
+    batch_id = batch.get_attribute("data-jobctl-job")
+    # a picture worth showing: a few epochs of curves and a finished batch with its failures
+    wait_until(lambda: (lab.job(training_id)["progress"]["done"] or 0) >= 4, 120, "4 epochs")
+    wait_until(lambda: lab.job(batch_id)["status"] == "completed", 120, "the batch to finish")
+    expect(batch.locator("[data-jobctl-status]").first).to_have_text("completed")
+    expect(training.locator("canvas").first).to_be_visible()
+    path = _readme_shot(page, "notebook.png")
+    assert path.stat().st_size > 20_000  # a real picture, not a blank page
+    training.get_by_role("button", name="Stop", exact=True).click()
+    expect(training.locator("[data-jobctl-status]").first).to_have_text("cancelled", timeout=15_000)
