@@ -66,7 +66,7 @@ test: $(VENV)/.test-deps $(VENV)/.frontend system-deps lint
 
 # README screenshots, produced by the browser tests
 screenshots: $(VENV)/.test-deps $(VENV)/.frontend system-deps
-	JOBCTL_SCREENSHOTS=docs/images $(VENV)/bin/pytest e2e -k screenshot -p no:xdist
+	JOBCTL_README_IMAGES=docs/images $(VENV)/bin/pytest e2e/test_screenshots.py -p no:xdist
 
 bench: $(VENV)/.test-deps system-deps
 	@$(PY) -m compileall -q jupyter_jobctl

@@ -282,9 +282,7 @@ def test_hostile_names_logs_and_test_ids_render_as_text(lab: Lab, page: Any) -> 
     views = page.locator(".jobctl-job")
     expect(views).to_have_count(2, timeout=60_000)
     for i in range(2):
-        expect(badge(views.nth(i))).to_have_text(
-            re.compile("completed|failed"), timeout=60_000
-        )
+        expect(badge(views.nth(i))).to_have_text(re.compile("completed|failed"), timeout=60_000)
     text = page.locator(".jobctl-job").first.inner_text()
     assert XSS in text  # the name and the log line, literally
     expect(views.nth(1).get_by_text(XSS).first).to_be_visible()  # test id and message

@@ -74,6 +74,7 @@ _ENTERED_FROM = {to: state_values(sources) for to, sources in TRANSITIONS.items(
 
 # an event to append: (type, data); the type is an EventType or any other string
 EventItem = tuple[str, dict[str, Any]]
+_LOG = EventType.LOG.value  # bound once: compared for every event appended
 # what mark_running answers for a stale attempt or a finished job
 Gone = Literal["gone"]
 GONE: Gone = "gone"
@@ -319,7 +320,7 @@ class Store:
         expanded: list[tuple[str, str]] = []
         for item_type, data in items:
             type_ = str(item_type)  # an EventType's value: the column holds plain strings
-            if type_ == EventType.LOG and len(data.get("line", "")) > MAX_LOG_LINE:
+            if type_ == _LOG and len(data.get("line", "")) > MAX_LOG_LINE:
                 for part in split_log_line(data["line"]):
                     expanded.append((type_, _capped(type_, {**data, "line": part})))
             else:

@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import gc
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, TraitError, Type, Unicode, default, validate
 
+from jupyter_jobctl.core.states import JobState
 from jupyter_jobctl.engine.manager import JobManager, StopPolicy
 from jupyter_jobctl.server.handlers import ROUTES, NotFoundHandler, url_pattern
 from jupyter_jobctl.server.hub import EventHub
 from jupyter_jobctl.server.stream import WS_ROUTES
+
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
 
 FREEZE_AFTER = 5.0  # seconds after start: other extensions and first requests have loaded
 
@@ -132,8 +136,8 @@ class JobCtl(ExtensionApp):
         self.log.info(
             "jobctl: re-adopted %d job(s); %d lost, %d failed",
             len(outcome["adopted"]),
-            len(outcome["lost"]),
-            len(outcome["failed"]),
+            len(outcome[JobState.LOST]),
+            len(outcome[JobState.FAILED]),
         )
 
     def initialize_handlers(self) -> None:
@@ -141,7 +145,7 @@ class JobCtl(ExtensionApp):
             self.handlers.append((url_pattern(path), handler))
         self.handlers.append((r"jobctl/api/(?P<path>.*)", NotFoundHandler))
 
-    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+    async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
         self.manager.run_reconciler(retention_days=self.retention_days)
         self.hub.ensure_started()
         self.db_pool.submit(self.manager.warm)  # the first job should not wait for imports

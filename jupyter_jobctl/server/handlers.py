@@ -296,7 +296,7 @@ class NotFoundHandler(JobctlHandler):
 
 
 # (OpenAPI path, handler): the route table and the contract test both read this
-ROUTES: list[tuple[str, type[Any]]] = [
+ROUTES: list[tuple[str, type[web.RequestHandler]]] = [
     ("/health", HealthHandler),
     ("/openapi.json", OpenAPIHandler),
     ("/jobs", JobsHandler),

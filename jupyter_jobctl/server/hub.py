@@ -95,7 +95,7 @@ class EventHub:
         self.poll_interval = poll_interval
         # the newest row of recently changed or watched jobs (forgotten when neither)
         self.latest: dict[str, dict[str, Any]] = {}
-        self._seen: dict[str, tuple[Any, ...]] = {}
+        self._seen: dict[str, tuple[int, str, float]] = {}  # (last_seq, status, updated_at)
         self.tails: dict[str, Tail] = {}
         self._lists: set[ListClient] = set()
         self._task: asyncio.Task[None] | None = None

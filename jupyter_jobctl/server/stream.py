@@ -253,7 +253,7 @@ class ListStreamHandler(_StreamBase):
             pass
 
 
-WS_ROUTES: list[tuple[str, type[Any]]] = [
+WS_ROUTES: list[tuple[str, type[web.RequestHandler]]] = [
     ("/jobs/{job_id}/stream", JobStreamHandler),
     ("/stream", ListStreamHandler),
 ]
