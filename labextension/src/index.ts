@@ -1,11 +1,14 @@
 /**
- * The labextension's plugins. Today: the job view as the renderer of jobctl outputs.
+ * The labextension's plugins: the job view as the renderer of jobctl outputs, the Jobs side
+ * panel (with its detail tabs, forms, commands and notifications) and its launcher items.
  */
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { RENDERER_RANK, createRendererFactory } from './mime';
+import { launcherPlugin } from './panel/launcher';
+import { panelPlugin } from './panel/plugin';
 
 const rendererPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-jobctl:renderer',
@@ -17,5 +20,5 @@ const rendererPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-const plugins: JupyterFrontEndPlugin<unknown>[] = [rendererPlugin];
+const plugins: JupyterFrontEndPlugin<unknown>[] = [rendererPlugin, panelPlugin, launcherPlugin];
 export default plugins;
