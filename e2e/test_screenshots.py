@@ -65,3 +65,33 @@ def test_screenshot_notebook_with_training_and_batch_views(lab: Lab, page: Any) 
     assert path.stat().st_size > 20_000  # a real picture, not a blank page
     training.get_by_role("button", name="Stop", exact=True).click()
     expect(training.locator("[data-jobctl-status]").first).to_have_text("cancelled", timeout=15_000)
+
+
+def test_screenshot_panel_with_a_detail_view(lab: Lab, page: Any) -> None:
+    config = {
+        "mode": "smoke_test",
+        "epochs": 40,
+        "batch_size": 2,
+        "learning_rate": 0.001,
+        "optimizer": "adam",
+    }
+    spec = {"target": "jupyter_jobctl.examples.train:main", "config": config}
+    body = {"kind": "training", "name": "lr-sweep-0.001", "spec": spec, "start": True}
+    status, job = lab.api("POST", "jobs", body)
+    assert status == 201, job
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(lab.url_for("lab") + "&reset")
+    tab = page.locator('li[data-id="jobctl-panel"]')
+    tab.click()
+    panel = page.locator("#jobctl-panel")
+    row = panel.locator(f'[data-jobctl-job="{job["id"]}"]')
+    expect(row.locator("[data-jobctl-status]").first).to_have_text("running", timeout=60_000)
+    row.get_by_role("button", name="Open", exact=True).click()
+    view = page.locator(f'.jobctl-detail .jobctl-job[data-jobctl-job="{job["id"]}"]')
+    expect(view.locator("[data-jobctl-status]").first).to_have_text("running", timeout=30_000)
+    wait_until(lambda: (lab.job(job["id"])["progress"]["done"] or 0) >= 4, 120, "4 epochs")
+    expect(view.locator("canvas").first).to_be_visible()
+    path = _readme_shot(page, "panel.png")
+    assert path.stat().st_size > 20_000
+    view.get_by_role("button", name="Stop", exact=True).click()
+    expect(view.locator("[data-jobctl-status]").first).to_have_text("cancelled", timeout=15_000)
