@@ -59,14 +59,17 @@ lint: $(VENV)/.test-deps
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy jupyter_jobctl
 
+# unit, server, notebook and CLI tests (pytest-jupyter, real processes), then the browser
+# tests in a session of their own (Playwright's event loop and pytest-jupyter's do not mix)
 test: $(VENV)/.test-deps $(VENV)/.frontend system-deps lint
 	@$(PY) -m compileall -q jupyter_jobctl
 	cd labextension && npm test --silent
 	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest e2e -n 0
 
 # README screenshots, produced by the browser tests
 screenshots: $(VENV)/.test-deps $(VENV)/.frontend system-deps
-	JOBCTL_README_IMAGES=docs/images $(VENV)/bin/pytest e2e/test_screenshots.py -p no:xdist
+	JOBCTL_README_IMAGES=docs/images $(VENV)/bin/pytest e2e/test_screenshots.py -n 0
 
 bench: $(VENV)/.test-deps system-deps
 	@$(PY) -m compileall -q jupyter_jobctl

@@ -101,6 +101,9 @@ export function rowSummary(job: Job): { text: string; fraction: number | null } 
     return { text: bits.join(' · '), fraction };
   }
   const p = formatProgress(job.progress, active);
+  if (!p.text && !active && job.reason) {
+    return { text: job.reason, fraction: null }; // e.g. `Worker exit code 3.`
+  }
   if (!p.text) {
     if (job.status === 'pending') {
       return { text: 'Not started', fraction: null };
