@@ -21,16 +21,16 @@ $(PY):
 	$(PY) -m pip install -q --disable-pip-version-check uv 2>&1 | grep -v 'is ignored' || true
 
 # the install builds the labextension and the widget (hatch-jupyter-builder runs npm);
-# `labextension develop` then links the build into the venv, so a later front-end
+# `jupyter-builder develop` then links the build into the venv, so a later front-end
 # rebuild needs no reinstall. Bytecode is compiled: job processes start faster with it.
 $(VENV)/.run-deps: pyproject.toml labextension/package-lock.json | $(PY)
 	PATH=$(BIN):$$PATH $(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab]'
-	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
+	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter-builder develop --overwrite . >/dev/null
 	@touch $@ $(VENV)/.frontend
 
 $(VENV)/.test-deps: pyproject.toml labextension/package-lock.json | $(PY)
 	PATH=$(BIN):$$PATH $(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab,postgres,dev,test]'
-	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
+	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter-builder develop --overwrite . >/dev/null
 	@touch $@ $(VENV)/.run-deps $(VENV)/.frontend
 
 # the front end again, only when its sources changed since the last build

@@ -85,8 +85,8 @@ def render(doc: dict[str, Any]) -> str:
         doc["info"]["description"],
         "",
         "Base URL: `{base_url}jobctl/api`. The machine-readable document is served at"
-        " `GET /jobctl/api/openapi.json`. Every error body is `{\"error\": \"<sentence>\"}`,"
-        " with `\"field\"` naming the culprit of a bad request.",
+        ' `GET /jobctl/api/openapi.json`. Every error body is `{"error": "<sentence>"}`,'
+        ' with `"field"` naming the culprit of a bad request.',
         "",
         "## Routes",
         "",
