@@ -1,6 +1,6 @@
 """The notebook job view as a researcher uses it: start from a cell, watch, stop, survive.
 
-Every test drives a real JupyterLab in Debian's chromium; names are DESIGN §10's.
+Every test drives a real JupyterLab in Debian's chromium; names are those of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _seen(page: Any, text: str) -> bool:
 
 
 def badge(view: Any) -> Any:
-    """The state badge (DESIGN §10: its text is the state's name)."""
+    """The state badge (docs/architecture.md: its text is the state's name)."""
     return view.locator("[data-jobctl-status]").first
 
 

@@ -1,7 +1,8 @@
 """The JupyterLab jobs panel as a researcher uses it (issue 12), in a real lab and chromium.
 
-Names are DESIGN §10's: the panel's tab `data-id="jobctl-panel"`, rows `data-jobctl-job`,
-badges `data-jobctl-status`, buttons Stop / Pause / Resume / Start / Delete / Rerun failed,
+Names are those of docs/architecture.md: the panel tab `data-id="jobctl-panel"`, rows
+`data-jobctl-job`, badges `data-jobctl-status`, buttons Stop / Pause / Resume / Start / Delete /
+Rerun failed,
 the form's labelled fields, `Restored N running test batch(es)`, `Reconnecting…`.
 Screenshots of each step go to e2e/artifacts (panel-*.png); measured figures are merged
 into e2e/artifacts/measurements.json.

@@ -29,11 +29,11 @@ if TYPE_CHECKING:  # imported when a stream is opened: the CLI's other verbs sta
     import websocket
 
 API_PATH = "jobctl/api/"
-# the job states that can still change (DESIGN §2); the API's `status` filter takes a comma list
+# the job states that can still change; the API's `status` filter takes a comma list
 ACTIVE_STATES = ("pending", "initializing", "running", "paused", "stopping")
 TERMINAL_STATES = ("completed", "failed", "cancelled", "lost")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-# front ends reconnect with exponential backoff and jitter, 0.5 s -> 30 s (DESIGN §6)
+# front ends reconnect with exponential backoff and jitter, 0.5 s -> 30 s (docs/architecture.md)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 # close code the server uses when the followed job is deleted
 CLOSE_JOB_DELETED = 4404
@@ -56,7 +56,7 @@ class Counts(TypedDict, total=False):
 
 
 class Job(TypedDict, total=False):
-    """A job as the API returns it (DESIGN §6)."""
+    """A job as the API returns it (docs/architecture.md)."""
 
     id: str
     kind: str

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from .client import ACTIVE_STATES, TERMINAL_STATES, Event, Job, JobctlClient, JobctlError
 
 DEMO_TARGET = "jupyter_jobctl.examples.train:main"
-# the demo trainer's config when nothing is given (DESIGN §2, the seed scenario)
+# the demo trainer's config when nothing is given (docs/architecture.md, the seed scenario)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "mode": "smoke_test",
     "epochs": 5,

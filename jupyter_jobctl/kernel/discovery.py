@@ -1,6 +1,6 @@
 """Finding the Jupyter server to talk to, from a kernel, a terminal or a script.
 
-Precedence (reference/WIDGETS.md):
+Precedence (docs/architecture.md):
 
 1. an explicit ``url`` (and ``token``) — the CLI's ``--url``/``--token``;
 2. ``JOBCTL_URL`` / ``JOBCTL_TOKEN``;

@@ -1,5 +1,5 @@
 """The comm relay: a job view whose page is not a Jupyter page (VS Code, Colab) reaches the
-jobctl API through its widget's kernel comm (DESIGN §10).
+jobctl API through its widget's kernel comm (docs/architecture.md).
 
 Messages (the TypeScript transport is written against exactly these):
 

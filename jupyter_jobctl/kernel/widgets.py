@@ -4,7 +4,7 @@ Python syncs only ``job_id`` and ``view``; the view (TypeScript, ``jupyter_jobct
 widget.js``) talks to the server itself. Each display bundle also carries an
 ``application/vnd.jupyter.jobctl+json`` item, saved with the notebook: where the jobctl
 labextension is installed (JupyterLab, Notebook 7) it renders the live view from that item
-with no kernel at all, so the view outlives the kernel (reference/WIDGETS.md). Elsewhere
+with no kernel at all, so the view outlives the kernel (docs/architecture.md). Elsewhere
 (VS Code, Colab) the anywidget view renders, and reaches the API through the comm relay
 (:mod:`jupyter_jobctl.kernel.relay`) when its page is not a Jupyter page.
 """

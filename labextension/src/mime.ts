@@ -2,7 +2,7 @@
  * The JupyterLab / Notebook 7 renderer of `application/vnd.jupyter.jobctl+json`.
  *
  * Ranked -20, above ipywidgets' widget view (-10), so a saved output renders the live job
- * view with no kernel at all (reference/WIDGETS.md). `safe: true` means it also renders in
+ * view with no kernel at all (docs/architecture.md). `safe: true` means it also renders in
  * untrusted notebooks: the data is validated, everything is text, and nothing changes on
  * the server without the user's click.
  */

@@ -1,7 +1,7 @@
 /**
  * Reconnect delays: exponential growth with "equal jitter" (half fixed, half random), so a
  * server restart is not met by every open view at the same instant, yet each retry still
- * waits at least half its step. Steps double from 0.5–1 s up to a 15–30 s cap (DESIGN §6:
+ * waits at least half its step. Steps double from 0.5–1 s up to a 15–30 s cap (docs/architecture.md:
  * 0.5 s → 30 s); every delay is within [baseMs, capMs].
  */
 

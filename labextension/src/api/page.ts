@@ -3,7 +3,7 @@
  * `#jupyter-config-data`).
  *
  * It reproduces @jupyterlab/services' ServerConnection rules by hand, because the anywidget
- * ESM is loaded standalone and cannot import @jupyterlab/* (reference/WIDGETS.md): the token
+ * ESM is loaded standalone and cannot import @jupyterlab/* (docs/architecture.md): the token
  * from PageConfig as `Authorization: token …` when there is one; otherwise (JupyterHub: the
  * token is "") the session cookie plus `X-XSRFToken` from the `_xsrf` cookie, which Jupyter
  * requires on cookie-authenticated POST/DELETE. Browsers cannot set headers on a WebSocket,

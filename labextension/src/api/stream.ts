@@ -1,5 +1,5 @@
 /**
- * The stream module: live models over the server's two WebSockets (DESIGN §6).
+ * The stream module: live models over the server's two WebSockets (docs/architecture.md).
  *
  * JobStream follows `WS jobs/{id}/stream?after=SEQ`. It remembers the last seq it delivered
  * and resumes from it after any drop, so its listeners see every event once and in order:

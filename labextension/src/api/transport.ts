@@ -38,7 +38,7 @@ export interface Transport {
   openStream(path: string, params: StreamParams, handlers: StreamHandlers): StreamSocket;
 }
 
-/** DESIGN §10: a request not answered within 10 s says so. */
+/** docs/architecture.md: a request not answered within 10 s says so. */
 export const REQUEST_TIMEOUT_MS = 10_000;
 
 /** Close codes the server uses on streams (server/stream.py). */

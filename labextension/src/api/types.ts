@@ -1,5 +1,5 @@
 /**
- * The server's objects (DESIGN §6, jupyter_jobctl/server/openapi.json), as the front end sees them.
+ * The server's objects (docs/architecture.md, jupyter_jobctl/server/openapi.json), as the front end sees them.
  *
  * Everything that arrives from the network is untrusted: these types say what a well-behaved
  * server sends, and the view still renders every string as text only.

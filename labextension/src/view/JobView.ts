@@ -1,5 +1,5 @@
 /**
- * The job view (DESIGN §10): state badge, progress with rate and ETA, metric curves, log
+ * The job view (docs/architecture.md): state badge, progress with rate and ETA, metric curves, log
  * tail, a batch's results, and the actions allowed in the current state. Host-agnostic: a
  * Transport and a job id in, a DOM node out; JupyterLab wraps it in a Lumino widget, the
  * anywidget ESM puts it into its element.

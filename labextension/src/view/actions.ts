@@ -2,7 +2,7 @@
  * Which actions a job offers in its current state, and how each one is called and worded.
  *
  * Pure (no DOM, no network) so that the rule "a button is present only when its action is
- * allowed" (DESIGN §10) is tested for every state and kind, and shared by the job view, the
+ * allowed" (docs/architecture.md) is tested for every state and kind, and shared by the job view, the
  * jobs list and the side panel.
  */
 
