@@ -1,49 +1,57 @@
-"""What the benchmark scripts share: statistics, the report and how it is printed and
-written, the machine, ``jupyter server`` subprocesses, clean-up of job processes, options.
+"""What the benchmark scripts share: statistics, the report and its table rows, options,
+the async client of the jobctl API (HTTP, WebSocket streams, a ``/health`` prober), and
+filling a database. Real processes (servers, PostgreSQL, clean-up) come from
+``tests/harness.py``, shared with the tests; job targets from ``tests/jobs.py``.
 
-Imported by the scripts in this directory (run as ``benchmarks/<script>.py``, so this
-directory is on ``sys.path``); not a job target (those are ``*_jobs.py``).
+Imported by the scripts in this directory (run as ``benchmarks/<script>.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import http.client
 import json
 import math
-import os
-import platform
-import secrets
-import shutil
+import multiprocessing as mp
 import signal
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-API = "/jobctl/api"
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
+
+from tests import jobs as targets  # noqa: E402  (the one module of job targets)
+from tests.harness import (  # noqa: E402, F401  (re-exported to the scripts)
+    API,
+    JupyterServer,
+    jobctl_options,
+    merge_options,
+    wait_for,
+)
+
 TIMEOUT = 120.0  # generous: a loaded 2-CPU machine must not turn a slow run into a crash
-# jobctl's statuses as its API reports them (the scripts look at it from outside)
 TERMINAL = frozenset({"completed", "failed", "cancelled", "lost"})
 ACTIVE = ("initializing", "running", "paused", "stopping")
-
-# the demo trainer (a few epochs in smoke-test mode): the job the start figures time
-DEMO_SPEC: dict[str, Any] = {
+DEMO_SPEC: dict[str, Any] = {  # the demo trainer (a few epochs in smoke-test mode)
     "target": "jupyter_jobctl.examples.train:main",
-    "config": {
-        "mode": "smoke_test",
-        "epochs": 5,
-        "batch_size": 2,
-        "learning_rate": 0.001,
-        "optimizer": "adam",
-    },
+    "config": {"mode": "smoke_test", "epochs": 5, "batch_size": 2, "learning_rate": 0.001}
+    | {"optimizer": "adam"},
 }
+
+
+def target(name: str, **config: Any) -> dict[str, Any]:
+    """A ``training`` spec running ``tests/jobs.py:<name>`` with ``config``."""
+    return {"target": f"jobs:{name}", "config": config, "cwd": str(Path(targets.__file__).parent)}
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -60,38 +68,26 @@ def percentile(values: Iterable[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-@dataclass
-class Row:
-    """One figure: a distribution of seconds, shown and written in ms."""
-
-    key: str
-    label: str
-    samples: list[float]  # seconds
-    versus: str | None = None  # key of the row this one's p50 is divided by (ratio)
-
-    def summary(self) -> dict[str, Any]:
-        ms = [v * 1000.0 for v in self.samples]
-        return {
-            "label": self.label,
-            "n": len(ms),
-            "p50_ms": percentile(ms, 50),
-            "p95_ms": percentile(ms, 95),
-            "p99_ms": percentile(ms, 99),
-            "max_ms": max(ms) if ms else math.nan,
-        }
+def summary(seconds: Sequence[float]) -> dict[str, Any]:
+    ms = [v * 1000.0 for v in seconds]
+    return {
+        "n": len(ms),
+        **{f"p{q}_ms": percentile(ms, q) for q in (50, 95, 99)},
+        "max_ms": max(ms, default=math.nan),
+    }
 
 
 @dataclass
 class Report:
-    """The figures, the checks (single values), what looked wrong, the server log's findings."""
+    """What a script measured: distributions (seconds), single values, what looked wrong."""
 
-    rows: list[Row] = field(default_factory=list)
+    samples: dict[str, list[float]] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    server_log: list[str] = field(default_factory=list)
 
-    def add(self, key: str, label: str, samples: list[float], versus: str | None = None) -> None:
-        self.rows.append(Row(key, label, samples, versus))
+    def add(self, key: str, seconds: float | Iterable[float]) -> None:
+        values = [seconds] if isinstance(seconds, (int, float)) else list(seconds)
+        self.samples.setdefault(key, []).extend(values)
 
     def check(self, key: str, value: Any) -> None:
         self.checks[key] = value
@@ -100,184 +96,20 @@ class Report:
         self.problems.append(text)
         print(f"  ! {text}", flush=True)  # as it happens: a long run may be cut short
 
-    def ratio(self, row: Row) -> float | None:
-        """p50 of ``row`` over p50 of the row it is compared with; None if either is empty."""
-        base = next((r for r in self.rows if r.key == row.versus), None)
-        if base is None or not base.samples or not row.samples:
-            return None
-        return percentile(row.samples, 50) / percentile(base.samples, 50)
-
-    def json_doc(self) -> dict[str, Any]:
-        """The figures, checks, problems and server log as the server benchmarks write them."""
-        return {
-            "figures": {row.key: row.summary() for row in self.rows},
-            "checks": self.checks,
-            "problems": self.problems,
-            "server_log": self.server_log,
-        }
-
-
-@dataclass
-class Run:
-    """How the figures' part of a run ended (see ``recorded``)."""
-
-    report: Report
-    interrupted: bool = False
-    crashed: bool = False
-
-    def exit_status(self) -> int:
-        """0 when nothing looked wrong, 1 when something did, 130 when interrupted."""
-        return 130 if self.interrupted else 1 if self.report.problems else 0
+    def doc(self, **extra: Any) -> dict[str, Any]:
+        figures = {key: summary(values) for key, values in self.samples.items()}
+        return {**extra, "figures": figures, "checks": self.checks, "problems": self.problems}
 
 
 @contextlib.contextmanager
-def recorded(report: Report) -> Iterator[Run]:
-    """Turn an interruption or a crash into a problem, so the report is still printed."""
-    run = Run(report)
+def recorded(report: Report) -> Iterator[None]:
+    """An interruption or a crash becomes a problem, so the report is still written."""
     try:
-        yield run
+        yield
     except (KeyboardInterrupt, SystemExit) as exc:
-        run.interrupted = True
         report.problem(f"interrupted ({type(exc).__name__}): the figures are incomplete")
     except Exception as exc:
-        run.crashed = True
         report.problem(f"{type(exc).__name__}: {exc}")
-
-
-# ---------------------------------------------------------------------------- output
-
-
-def print_table(report: Report) -> None:
-    """Every figure (p50/p95/p99/max in ms), the checks, the server log, the problems."""
-    print()
-    print(f"{'figure':<52} {'n':>6} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9}   (ms)")
-    print("-" * 103)
-    for row in report.rows:
-        s = row.summary()
-        print(
-            f"{s['label']:<52} {s['n']:>6} {s['p50_ms']:>9.1f} {s['p95_ms']:>9.1f} "
-            f"{s['p99_ms']:>9.1f} {s['max_ms']:>9.1f}"
-        )
-    print_checks(report, 34)
-    if report.server_log:
-        print("  server log (first distinct error/warning lines):")
-        for text in report.server_log:
-            print(f"    {text}")
-    print_problems(report)
-
-
-def print_checks(report: Report, width: int) -> None:
-    print("\nchecks:")
-    for key, value in report.checks.items():
-        print(f"  {key:<{width}} {value}")
-
-
-def print_problems(report: Report) -> None:
-    print()
-    if report.problems:
-        print(f"problems ({len(report.problems)}):")
-        for text in report.problems:
-            print(f"  - {text}")
-    else:
-        print("problems: none")
-
-
-def write_json(path: str, doc: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
-
-
-def keep_or_remove(tmp: Path, keep: bool, kept: str) -> None:
-    """``--keep`` leaves the temp dir (logs, databases) to look at; prints ``kept`` then."""
-    if keep:
-        print(kept)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------- the machine
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo; "" when there is none."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return ""
-
-
-def cpus() -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu_model(),
-    }
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def machine() -> dict[str, Any]:
-    """The machine and the server side's versions, as the server benchmarks report them."""
-    import jupyter_server
-    import psutil
-    import tornado
-
-    return {
-        **cpus(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "loadavg_at_start": loadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "tornado": tornado.version,
-        "jupyter_server": jupyter_server.__version__,
-    }
-
-
-# ---------------------------------------------------------------------------- options
-
-
-SizesT = TypeVar("SizesT")
-
-
-def add_run_options(parser: argparse.ArgumentParser, only_help: str) -> None:
-    """--smoke, --json, --keep and --only, as the server benchmarks take them."""
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: finishes in < 60 s")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the temp dir (server log, database)"
-    )
-    parser.add_argument("--only", default="", help=only_help)
-
-
-def add_server_arg(parser: argparse.ArgumentParser, example: str) -> None:
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help=f"extra jupyter server option, e.g. --server-arg={example}",
-    )
-
-
-def add_size_options(parser: argparse.ArgumentParser, sizes: Any) -> None:
-    """One option per field of the ``sizes`` dataclass: ``stop_jobs`` -> ``--stop-jobs``."""
-    for name, value in asdict(sizes).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None)
-
-
-def sizes_from(args: argparse.Namespace, full: SizesT, smoke: SizesT) -> SizesT:
-    """The full or --smoke sizes (a copy), each one given on the command line replacing its own."""
-    sizes = type(full)(**asdict(smoke if args.smoke else full))
-    for name in asdict(sizes):
-        if getattr(args, name, None) is not None:
-            setattr(sizes, name, getattr(args, name))
-    return sizes
-
-
-# ---------------------------------------------------------------------------- processes
 
 
 def exit_on_sigterm(signum: int, _frame: Any) -> None:
@@ -285,203 +117,345 @@ def exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def pids_with_env(wanted: Callable[[bytes], bool]) -> list[int]:
-    """Processes (but this one) with an environment entry (b"NAME=value") that ``wanted`` takes.
-
-    The environment is how job processes are found: supervisors and workers inherit it, and
-    they may have left the process group of whatever started them.
-    """
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if any(wanted(item) for item in fh.read().split(b"\0")):
-                    found.append(int(name))
-    return found
+# ---------------------------------------------------------------------------- table rows
 
 
-def job_pids(db_url: str) -> list[int]:
-    """Processes (supervisors, workers) carrying this database in their environment."""
-    entry = f"JOBCTL_DB_URL={db_url}".encode()
-    return pids_with_env(lambda item: item == entry)
+@dataclass
+class Line:
+    """One row of the results table (``run_all.py`` collects every script's rows)."""
+
+    figure: int
+    what: str
+    backend: str
+    p50: str
+    p99: str
+    goal: str = "—"
+    comparison: str = ""
+    verdict: str = "—"
 
 
-def kill_pids(pids: Iterable[int]) -> list[int]:
-    """SIGKILL each of ``pids``; returns those that were still there to be killed."""
-    killed = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-    return killed
+def ms(value: Any) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
 
 
-def end_group(proc: subprocess.Popen[bytes], term_wait: float) -> None:
-    """SIGTERM the process group ``proc`` leads, SIGKILL it if ``proc`` outlives ``term_wait``."""
-    for sig, wait in ((signal.SIGTERM, term_wait), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(wait)
-            return
+def rate(value: Any) -> str:
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    return f"{value:,.0f}".replace(",", " ") if ok else "—"
 
 
-# ---------------------------------------------------------------------------- jupyter server
+def verdict(ok: bool | None) -> str:
+    return "no data" if ok is None else ("PASS" if ok else "MISS")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def latency(
+    figure: int,
+    what: str,
+    backend: str,
+    fig: dict[str, Any] | None,
+    limit_ms: float | None = None,
+    comparison: str = "",
+) -> Line:
+    """A p50/p99 row of ``fig`` (a ``summary``); its goal, if any, is p99 < ``limit_ms``."""
+    fig = fig or {}
+    n = f"n={fig['n']}" if fig.get("n") else ""
+    comparison = "; ".join(c for c in (comparison, n) if c)
+    p99 = fig.get("p99_ms")
+    ok = None if not fig.get("n") else (p99 < limit_ms if limit_ms else None)
+    goal = f"p99 < {limit_ms:g} ms" if limit_ms else "—"
+    mark = verdict(ok) if limit_ms else ("—" if fig.get("n") else "no data")
+    return Line(figure, what, backend, ms(fig.get("p50_ms")), ms(p99), goal, comparison, mark)
+
+
+def print_rows(lines: list[Line]) -> None:
+    print()
+    for ln in lines:
+        print(f"[{ln.figure}] {ln.what} ({ln.backend}): p50 {ln.p50}; p99 {ln.p99}", end="")
+        print(f"; goal {ln.goal}: {ln.verdict}" if ln.goal != "—" else "", end="")
+        print(f"\n      {ln.comparison}" if ln.comparison else "")
+
+
+def finish(report: Report, args: argparse.Namespace, rows: Callable[..., list[Line]], **doc: Any):
+    """Print the script's rows, checks and problems, write ``--json``; the exit status."""
+    out = report.doc(sizes=asdict(args.sizes), **doc)
+    print_rows(rows(out, args.backend))
+    print("\nchecks:")
+    for key, value in report.checks.items():
+        print(f"  {key:<40} {value}")
+    print(f"\nproblems: {len(report.problems) or 'none'}")
+    for text in report.problems:
+        print(f"  - {text}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if report.problems else 0
+
+
+# ---------------------------------------------------------------------------- options
+
+SizesT = TypeVar("SizesT")
+
+
+def parse(
+    doc: str,
+    full: SizesT,
+    smoke: SizesT,
+    only: str = "",
+    argv: list[str] | None = None,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """--smoke, --json, --backend (the name in the rows), --db-url, --only (``only``: the
+    figures), the script's own ``options``, and one option per field of the sizes
+    (``stop_runs`` -> ``--stop-runs``); ``args.sizes`` are the full or smoke ones with those."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (the numbers mean nothing)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    p.add_argument("--backend", default="", help="the backend named in the rows")
+    p.add_argument("--db-url", help="an existing empty database (default: SQLite in a temp dir)")
+    if only:
+        p.add_argument("--only", default="", help=f"comma-separated figures: {only}")
+    if options:
+        options(p)
+    for name, value in asdict(full).items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None)
+    args = p.parse_args(argv)
+    args.sizes = type(full)(**asdict(smoke if args.smoke else full))
+    for name in asdict(full):
+        if getattr(args, name) is not None:
+            setattr(args.sizes, name, getattr(args, name))
+    args.only = {s for s in getattr(args, "only", "").split(",") if s}
+    args.backend = args.backend or ("PostgreSQL" if args.db_url else "SQLite")
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    return args
+
+
+# ---------------------------------------------------------------------------- HTTP client
 
 
 class ApiError(Exception):
     """An answer the benchmark did not expect from the API it measures."""
 
 
-def token_auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"token {token}"}
+class Api:
+    """Async JSON client of the jobctl API of ``server``; records every unexpected answer."""
 
+    def __init__(self, server: JupyterServer, db_url: str = "") -> None:
+        from tornado.httpclient import AsyncHTTPClient
 
-class JupyterServer:
-    """A ``python -m jupyter_server`` on a free port of 127.0.0.1 with a fresh token, in its
-    own process group; Jupyter's runtime/data/config dirs and the log are under ``home``.
+        self.server, self.db_url = server, db_url
+        self.client = AsyncHTTPClient(force_instance=True, max_clients=256)
+        self.unexpected: list[str] = []
 
-    Subclasses add their extension's options (``options``) and environment (``env``).
-    """
+    async def call(
+        self, method: str, path: str, body: Any = None, expect: Iterable[int] = (200,)
+    ) -> tuple[float, Any]:
+        """One request; returns (seconds, decoded body). Raises ApiError on another status."""
+        from tornado.httpclient import HTTPRequest
 
-    name = "jupyter"  # in error messages
-    start_timeout = 60.0
-    health_timeout = 2.0  # one request to the health route while waiting for the start
-
-    def __init__(
-        self,
-        home: Path,
-        root: Path,
-        health: str,
-        extra_args: Sequence[str] = (),
-        python: str | Path = sys.executable,
-    ) -> None:
-        self.home = home
-        self.root = root
-        self.health = health  # the route polled until it answers 200
-        self.extra_args = list(extra_args)
-        self.python = Path(python)
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
-        self.log_path = home / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return token_auth(self.token)
-
-    def options(self) -> list[str]:
-        """The extension's default options (an option in ``extra_args`` replaces its own)."""
-        return []
-
-    def argv(self) -> list[str]:
-        # traitlets refuses an option given twice: one in extra_args replaces the default
-        given = {a.split("=", 1)[0] for a in self.extra_args}
-        defaults = [
-            f"--port={self.port}", "--allow-root", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}", *self.options(),
-        ]  # fmt: skip
-        return [
-            str(self.python), "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
-            *(a for a in defaults if a.split("=", 1)[0] not in given), *self.extra_args,
-        ]  # fmt: skip
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("JOBCTL_JOB_ID", None)  # started from inside a job, it must not act as one
-        for name, sub in (
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("JUPYTER_DATA_DIR", "data"),
-            ("JUPYTER_CONFIG_DIR", "config"),
-        ):
-            env[name] = str(self.home / sub)
-        return env
-
-    def start(self, timeout: float | None = None) -> float:
-        """Start and poll the health route until 200; returns the seconds it took."""
-        timeout = self.start_timeout if timeout is None else timeout
-        t0 = time.perf_counter()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                cwd=self.home,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} server exited ({self.proc.returncode}):\n{self.tail()}"
-                )
-            if self._healthy():
-                return time.perf_counter() - t0
-            time.sleep(0.05)
-        raise TimeoutError(
-            f"{self.name}: {self.health} not 200 within {timeout:.0f} s:\n{self.tail()}"
+        payload = json.dumps(body) if body is not None else ("" if method == "POST" else None)
+        req = HTTPRequest(
+            self.server.url + API + path,
+            method=method,
+            headers={**self.server.auth, "Content-Type": "application/json"},
+            body=payload,
+            connect_timeout=TIMEOUT,
+            request_timeout=TIMEOUT,
         )
+        t0 = time.perf_counter()
+        resp = await self.client.fetch(req, raise_error=False)
+        elapsed = time.perf_counter() - t0
+        if resp.code not in tuple(expect):
+            msg = f"{method} {path} -> {resp.code} {(resp.body or b'').decode()[:300]}"
+            self.unexpected.append(msg)
+            raise ApiError(msg)
+        return elapsed, json.loads(resp.body) if resp.body else None
 
-    def _healthy(self) -> bool:
-        url = f"http://127.0.0.1:{self.port}{self.health}"
-        req = urllib.request.Request(url, headers=self.auth)
-        with contextlib.suppress(OSError, ValueError):  # not listening yet, or an error page
-            with urllib.request.urlopen(req, timeout=self.health_timeout) as resp:
-                return resp.status == 200
-        return False
+    async def create(self, kind: str, spec: dict[str, Any], start: bool = True) -> dict[str, Any]:
+        body = {"kind": kind, "spec": spec, "start": start}
+        return (await self.call("POST", "/jobs", body, expect=(201,)))[1]
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    async def get(self, job_id: str) -> dict[str, Any]:
+        return (await self.call("GET", f"/jobs/{job_id}"))[1]
 
-    def stop(self) -> None:
-        """SIGTERM the server's process group, SIGKILL it if it lingers."""
-        if self.proc is None:
-            return
-        end_group(self.proc, 15.0)
-        with contextlib.suppress(ProcessLookupError):  # stragglers of the group (npm, lsp...)
-            os.killpg(self.proc.pid, signal.SIGKILL)
+    async def wait_jobs(
+        self, ids: Sequence[str], done: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, dict[str, Any]]:
+        """Poll the jobs until ``done(job)`` holds for every one; returns their last rows."""
+        rows: dict[str, dict[str, Any]] = {}
+        waiting, deadline = list(ids), time.monotonic() + TIMEOUT
+        while waiting:
+            got = await asyncio.gather(*(self.get(i) for i in waiting))
+            rows.update({j["id"]: j for j in got})
+            waiting = [j["id"] for j in got if not done(j)]
+            if waiting and time.monotonic() > deadline:
+                states = Counter(rows[i]["status"] for i in waiting)
+                raise TimeoutError(
+                    f"{len(waiting)} job(s) not {what} after {TIMEOUT:.0f} s: {states}"
+                )
+            await asyncio.sleep(0.1)
+        return rows
 
-    def tail(self, lines: int = 30) -> str:
+    async def settle(self, ids: Iterable[str]) -> None:
+        """Stop whichever of these jobs is still active and wait until all are terminal."""
+        ids = list(ids)
+        rows = await asyncio.gather(*(self.get(i) for i in ids))
+        live = [j["id"] for j in rows if j["status"] not in TERMINAL]
+        await asyncio.gather(
+            *(self.call("POST", f"/jobs/{i}/stop", expect=(202, 409)) for i in live)
+        )
+        await self.wait_jobs(ids, lambda j: j["status"] in TERMINAL, "terminal")
+
+    async def stop_all(self) -> None:
+        """Stop every active job of the server (clean-up)."""
+        _, page = await self.call("GET", f"/jobs?status={','.join(ACTIVE)}&limit=1000")
+        await self.settle(j["id"] for j in page["jobs"])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+async def ws_connect(server: JupyterServer, path: str) -> Any:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    req = HTTPRequest(
+        server.ws_url + API + path,
+        headers=server.auth,
+        connect_timeout=TIMEOUT,
+        request_timeout=TIMEOUT,
+    )
+    return await websocket_connect(req, max_message_size=64 * 1024 * 1024)
+
+
+@dataclass
+class Frame:
+    t: float  # perf_counter at receipt
+    wall: float  # time.time() at receipt
+    msg: dict[str, Any]
+
+
+class Stream:
+    """A job's stream read by a background task; frames are stamped on receipt."""
+
+    def __init__(self, conn: Any, job_id: str) -> None:
+        self.conn, self.job_id = conn, job_id
+        self.frames: list[Frame] = []
+        self.closed = False
+        self._changed = asyncio.Event()
+        self._task = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, server: JupyterServer, job_id: str) -> Stream:
+        stream = cls(await ws_connect(server, f"/jobs/{job_id}/stream?after=0"), job_id)
+        await stream.wait_for(lambda m: m["type"] == "snapshot")
+        return stream
+
+    async def _read(self) -> None:
+        while (raw := await self.conn.read_message()) is not None:
+            self.frames.append(Frame(time.perf_counter(), time.time(), json.loads(raw)))
+            self._changed.set()
+        self.closed = True
+        self._changed.set()
+
+    async def wait_for(self, pred: Callable[[dict[str, Any]], bool], start: int = 0) -> Frame:
+        """The first frame from index ``start`` on that matches ``pred`` (waits for it)."""
+        deadline = time.monotonic() + TIMEOUT
+        i = start
+        while True:
+            while i < len(self.frames):
+                if pred(self.frames[i].msg):
+                    return self.frames[i]
+                i += 1
+            if self.closed or time.monotonic() > deadline:
+                why = "closed" if self.closed else f"no matching frame in {TIMEOUT:.0f} s"
+                raise TimeoutError(f"stream {self.job_id}: {why}")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+
+    async def close(self) -> None:
+        self.conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 10)
+
+
+def is_log(line: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m.get("event") == "log" and m["data"].get("line") == line
+
+
+def is_status(*statuses: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: (
+        m["type"] == "done" or (m.get("event") == "status" and m["data"].get("status") in statuses)
+    )
+
+
+def probe_health(port: int, interval: float, count: int, stop: Any, ready: Any, out: Any) -> None:
+    """In its own process: GET /health every ``interval`` s on one keep-alive connection,
+    ``count`` times (0: until ``stop`` is set); puts {samples, errors} on ``out``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    samples: list[float] = []
+    errors: list[str] = []
+    due = time.perf_counter()
+    while not stop.is_set() and (count == 0 or len(samples) + len(errors) < count):
+        t0 = time.perf_counter()
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
+            conn.request("GET", f"{API}/health")
+            resp = conn.getresponse()
+            resp.read()
+            (samples if resp.status == 200 else errors).append(time.perf_counter() - t0)
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(repr(exc))
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        ready.set()
+        due = max(due + interval, time.perf_counter())
+        stop.wait(due - time.perf_counter())
+    out.put({"samples": samples, "errors": errors})
+
+
+class Prober:
+    """The /health prober in a separate process, so client-side load cannot inflate it."""
+
+    def __init__(self, server: JupyterServer, interval: float = 0.05, count: int = 0) -> None:
+        ctx = mp.get_context("spawn")
+        self.stop, self.ready, self.out = ctx.Event(), ctx.Event(), ctx.Queue()
+        args = (server.port, interval, count, self.stop, self.ready, self.out)
+        self.proc = ctx.Process(target=probe_health, args=args, daemon=True)
+
+    async def __aenter__(self) -> Prober:
+        self.proc.start()
+        if not await asyncio.to_thread(self.ready.wait, TIMEOUT):
+            raise TimeoutError("the /health prober did not start")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+
+    async def result(self) -> tuple[list[float], list[str]]:
+        self.stop.set()
+        result = await asyncio.to_thread(self.out.get, True, TIMEOUT)
+        await asyncio.to_thread(self.proc.join, 30)
+        return result["samples"], result["errors"]
 
 
 class CpuMeter:
-    """CPU seconds used by this process and the server process over a phase, and its wall time.
-
-    Tells whether a figure is bound by the server or by this (Python) client.
-    """
+    """CPU seconds used by this process and the server over a phase, and its wall time."""
 
     def __init__(self, server: JupyterServer) -> None:
         import psutil
 
         self.server = psutil.Process(server.proc.pid) if server.proc else None
-        self.t0 = time.perf_counter()
-        self.client0 = time.process_time()
-        self.server0 = self._server_cpu()
+        self.t0, self.client0, self.server0 = time.perf_counter(), time.process_time(), self._cpu()
 
-    def _server_cpu(self) -> float:
-        if self.server is None:
-            return math.nan
-        times = self.server.cpu_times()
-        return times.user + times.system
+    def _cpu(self) -> float:
+        return sum(self.server.cpu_times()[:2]) if self.server else math.nan
 
     def result(self) -> dict[str, float]:
         return {
             "wall_s": round(time.perf_counter() - self.t0, 2),
-            "server_cpu_s": round(self._server_cpu() - self.server0, 2),
+            "server_cpu_s": round(self._cpu() - self.server0, 2),
             "client_cpu_s": round(time.process_time() - self.client0, 2),
         }
 
@@ -490,11 +464,8 @@ class CpuMeter:
 
 
 def fill_jobctl(db_url: str, rows: int, base: float) -> float:
-    """N completed command jobs with their status events, as a real run leaves them.
-
-    ``Store.create_job`` costs a transaction per job (~6 ms here: a minute for 10 000), so
-    the rows go in with one bulk insert through jobctl's own tables after ``upgrade()``.
-    """
+    """N completed command jobs with their status events, as a real run leaves them, in one
+    bulk insert through jobctl's own tables (``create_job`` is a transaction per job)."""
     from sqlalchemy import create_engine, insert
 
     from jupyter_jobctl.db.models import events, jobs
@@ -504,41 +475,22 @@ def fill_jobctl(db_url: str, rows: int, base: float) -> float:
     store = Store(db_url)
     store.upgrade()
     store.close()
-    host = socket.gethostname()
-    spec = json.dumps({"argv": ["true"]}, separators=(",", ":"))
+    host, spec = socket.gethostname(), json.dumps({"argv": ["true"]})
+    trail = ["pending", "initializing", "running", "completed"]
     job_rows, event_rows = [], []
-    trail = [
-        ("pending", None),
-        ("initializing", "pending"),
-        ("running", "initializing"),
-        ("completed", "running"),
-    ]
     for i in range(rows):
-        job_id = uuid.uuid4().hex
-        created = base + i
+        job_id, created = uuid.uuid4().hex, base + i
         job_rows.append(
-            {
-                "id": job_id,
-                "kind": "command",
-                "name": f"job{i}",
-                "status": "completed",
-                "spec": spec,
-                "attempt": 1,
-                "created_at": created,
-                "updated_at": created + 2.0,
-                "started_at": created + 0.05,
-                "finished_at": created + 2.0,
-                "last_seq": len(trail),
-                "metrics": "{}",
-                "exit_code": 0,
-                "host": host,
-            }
+            {"id": job_id, "kind": "command", "name": f"job{i}", "status": "completed"}
+            | {"spec": spec, "attempt": 1, "created_at": created, "updated_at": created + 2}
+            | {"started_at": created + 0.05, "finished_at": created + 2, "last_seq": 4}
+            | {"metrics": "{}", "exit_code": 0, "host": host}
         )
-        for seq, (status, before) in enumerate(trail, 1):
-            data = json.dumps({"status": status, "from": before}, separators=(",", ":"))
-            ts = created + (seq - 1) * 0.5
+        for seq, status in enumerate(trail, 1):
+            data = json.dumps({"status": status, "from": trail[seq - 2] if seq > 1 else None})
             event_rows.append(
-                {"job_id": job_id, "seq": seq, "type": "status", "ts": ts, "data": data}
+                {"job_id": job_id, "seq": seq, "type": "status", "ts": created + seq / 2}
+                | {"data": data}
             )
     engine = create_engine(db_url)
     with engine.begin() as conn:

@@ -8,15 +8,22 @@ globally). It reports through the job runtime:
   phase: setup, call and teardown are folded into one outcome, a
   :class:`~jupyter_jobctl.core.states.TestOutcome`
   (``passed|failed|skipped|error|xfailed|xpassed``);
-- ``summary`` ``{"counts", "exit_code"}`` at the end;
+- ``summary`` ``{"counts", "exit_code"}`` at the end (``"stopped": true`` and a ``message``
+  when a stop ended the run; ``error`` when pytest could not run the tests);
 
-plus progress (done/total, rate, ETA) and the counts on the job row. A stop request ends the
-run between tests; the results so far are kept. With pytest-xdist, results arrive through
-the controller; the plugin stays quiet on xdist workers.
+plus progress (done/total, rate, ETA) and the counts on the job row.
+
+Between two tests the plugin looks at the job: after a stop no further test starts (the
+one running finishes, or the SIGINT rung interrupts it; such a test is an ``error`` result
+saying so), pytest ends with its ``interrupted`` exit code, 2, and the results so far are
+kept; while the job is paused no test starts, and on resume the run goes on where it was.
+With pytest-xdist, results arrive through the controller; the plugin stays quiet on xdist
+workers (a stop ends the run after the tests the workers have in hand; pause does not apply).
 """
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import pytest
@@ -26,10 +33,11 @@ from jupyter_jobctl.core.states import EventType, TestOutcome
 
 MAX_MESSAGE = 2000
 MAX_OUTPUT = 4096
+EXIT_STOPPED = int(pytest.ExitCode.INTERRUPTED)  # a stopped batch's exit code (summary, job)
 EXIT_MEANING = {
     0: "all tests passed",
     1: "some tests failed",
-    2: "the run was interrupted (collection errors, or a stop)",
+    2: "the run was interrupted (collection errors, or a stop)",  # a stop: EXIT_STOPPED
     3: "pytest hit an internal error",
     4: "pytest was called wrongly (usage error)",
     5: "no tests were collected",
@@ -108,6 +116,8 @@ class JobctlReporter:
         self.counts = _zero_counts()
         self.tests: dict[str, _Test] = {}
         self.summarised = False
+        self.stopping = False  # a stop was seen: no test starts any more
+        self.session: pytest.Session | None = None
 
     # ---- counting
 
@@ -166,22 +176,68 @@ class JobctlReporter:
             if dsession is not None and self.job.should_stop():
                 dsession.shouldstop = "jobctl: stop requested"  # xdist's controller stops workers
 
+    def _stop_here(self, session: pytest.Session) -> None:
+        """No further test: pytest ends the loop (exit code 2) after the current one."""
+        session.shouldstop = "jobctl: stop requested"
+        if not self.stopping:
+            self.stopping = True
+            # nothing is left to interrupt: a late SIGINT rung must not cut the summary short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
-        # cooperative stop between tests: pytest finishes this test and ends the session
-        if self.job.should_stop():
-            item.session.shouldstop = "jobctl: stop requested"
+    def pytest_runtest_protocol(self, item: pytest.Item) -> bool | None:
+        """Between tests: wait while the job is paused; after a stop, run no further test."""
+        if not self.stopping:
+            try:
+                self.job.checkpoint(f"before {item.nodeid}")  # blocks while paused
+            except jc.Cancelled:
+                self._stop_here(item.session)
+        if self.stopping:
+            return True  # this test is not run (nor reported): the session ends here
+        return None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        # a stop during this test: the loop ends after it (the last test included: exit 2);
+        # an xdist controller runs no test (its workers are stopped through dsession)
+        xdist = self.config.pluginmanager.has_plugin("dsession")
+        if self.session is not None and not xdist and self.job.should_stop():
+            self._stop_here(self.session)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.summarise(int(exitstatus))
 
+    def _interrupted(self) -> None:
+        """Tests that began and never finished: a SIGINT (the stop ladder's) cut them off."""
+        stopped = self.job.should_stop()
+        for nodeid, test in list(self.tests.items()):
+            del self.tests[nodeid]
+            data = test.data(nodeid)
+            data["outcome"] = TestOutcome.ERROR.value
+            data["message"] = (
+                "Interrupted: the batch was stopped while this test ran "
+                "(SIGINT at interrupt_after)."
+                if stopped
+                else "Interrupted (KeyboardInterrupt) while this test ran."
+            )
+            self._record(data)
+
     def summarise(self, exit_code: int) -> None:
         if self.summarised:
             return
         self.summarised = True
+        self._interrupted()
         data: dict[str, Any] = {"counts": dict(self.counts), "exit_code": exit_code}
-        if exit_code not in (0, 1):
+        if exit_code == EXIT_STOPPED and self.job.should_stop():
+            done = sum(self.counts.values())
+            data["stopped"] = True
+            data["message"] = f"Stopped by request after {done} of {max(self.total, done)} tests."
+        elif exit_code not in (0, 1):
             data["error"] = EXIT_MEANING.get(exit_code, f"pytest exited with code {exit_code}")
         self.job.event(EventType.SUMMARY, data, **self._row_counts())
         self.job.flush()

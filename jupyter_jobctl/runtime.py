@@ -9,6 +9,9 @@
 Importing this module is cheap (no Jupyter, no tornado, no SQLAlchemy until a worker
 attaches). In a tight loop a checkpoint is one attribute read: a background thread polls
 the job row for stop/pause and flushes buffered events every ``FLUSH_INTERVAL`` seconds.
+A stop does not wait for that thread's database connection: the supervisor's STOP arrives
+over the worker's socket pair (read by a thread from attach on), and a job that ends before
+its connection opened hands its reports to the supervisor (see :mod:`procs.handshake`).
 Outside a worker, :func:`current` returns a stand-in that does nothing (``log`` prints).
 """
 
@@ -22,12 +25,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jupyter_jobctl.core.outage import Outage
 from jupyter_jobctl.core.states import EventType, JobState
 
 if TYPE_CHECKING:
     import socket
 
     from jupyter_jobctl.db.store import EventItem, Store
+    from jupyter_jobctl.procs.handshake import WorkerEnd
 
 T = TypeVar("T")
 # event types as the queue holds them (plain strings, bound once: reporting is a hot path)
@@ -40,6 +45,10 @@ POLL_INTERVAL = 0.025  # stop/pause flag: half the flush period, for quick coope
 PROGRESS_INTERVAL = 0.2  # at most this often a progress event per loop
 STORE_WAIT = 60.0  # seconds a flush waits for the reporter thread to open the database
 MAX_BATCH = 2000
+# While the database is away (an outage) reports wait in memory, at most this many: then the
+# job itself waits in log()/metric() until they are written (nothing is dropped)
+MAX_QUEUED = 100_000
+EXIT_PATIENCE = 300.0  # seconds the worker's exit waits for the database (no supervisor pair)
 
 __all__ = ["Cancelled", "Job", "current"]
 
@@ -53,25 +62,38 @@ class Cancelled(BaseException):
 
 
 class _Progress:
-    """tqdm-like counter: rate as an exponential moving average, ETA from it."""
+    """tqdm-like counter: the rate over a sliding window of ``RATE_WINDOW`` seconds (at least
+    the last two samples), the ETA from it.
 
-    __slots__ = ("_n", "_t", "done", "rate", "total", "unit")
+    A window, not the instantaneous rate between two reports: results that arrive in bursts
+    (pytest-xdist hands several over at once) must not read as thousands per second.
+    """
+
+    __slots__ = ("_seen", "done", "rate", "total", "unit")
+
+    RATE_WINDOW = 10.0
+    MIN_GAP = 0.05  # samples closer than this to the previous one are not kept
 
     def __init__(self, total: float | None, unit: str, done: float = 0) -> None:
         self.done = done
         self.total = total
         self.unit = unit
         self.rate: float | None = None
-        self._t = time.monotonic()
-        self._n = done
+        self._seen: deque[tuple[float, float]] = deque([(time.monotonic(), done)])
 
     def sample(self) -> dict[str, Any]:
         now = time.monotonic()
-        dt = now - self._t
-        if dt > 0 and self.done > self._n:
-            inst = (self.done - self._n) / dt
-            self.rate = inst if self.rate is None else 0.3 * inst + 0.7 * self.rate
-            self._t, self._n = now, self.done
+        seen = self._seen
+        if self.done < seen[-1][1]:  # went back (a new run of the loop): start over
+            seen.clear()
+            self.rate = None
+        if not seen or now - seen[-1][0] >= self.MIN_GAP:
+            seen.append((now, self.done))
+        while len(seen) > 2 and now - seen[1][0] >= self.RATE_WINDOW:
+            seen.popleft()
+        t0, n0 = seen[0]
+        if now > t0 and self.done > n0:
+            self.rate = (self.done - n0) / (now - t0)
         eta = None
         if self.rate and self.total is not None:
             eta = max(0.0, (self.total - self.done) / self.rate)
@@ -90,9 +112,15 @@ class Job:
     # set by the poller: a stop or pause is pending, so checkpoints must look closer
     _flag = False
     _manual: _Progress | None = None  # the counter of set_progress, once called
+    handed_over = False  # closed before the store opened: the supervisor wrote the reports
 
     def __init__(
-        self, job_id: str, attempt: int, config: dict[str, Any], open_store: Callable[[], Store]
+        self,
+        job_id: str,
+        attempt: int,
+        config: dict[str, Any],
+        open_store: Callable[[], Store],
+        end: socket.socket | None = None,
     ) -> None:
         self.id = job_id
         self.attempt = attempt
@@ -111,20 +139,46 @@ class Job:
         self._resumed.set()
         self._closed = threading.Event()
         self._flush_lock = threading.Lock()
+        # the supervisor's end of the start handshake: its STOP sets the flag from now on
+        self.channel: WorkerEnd | None = None
+        if end is not None:
+            from jupyter_jobctl.procs.handshake import WorkerEnd
+
+            self.channel = WorkerEnd(end, self.stop_now)
+        # a database outage: the reporter backs off and says so sparingly (stderr: the log)
+        self._outage = Outage("job runtime", _say)
         self._thread = threading.Thread(target=self._run, name="jobctl-reporter", daemon=True)
         self._thread.start()
 
     # ---------------------------------------------------------------- reporting
 
+    def _wait_for_room(self) -> None:
+        """The queue is full (the database is away): wait until the reporter wrote some.
+
+        Not while a stop is pending (the job must reach its checkpoint), nor when nothing
+        can write the queue any more (the reporter ended).
+        """
+        while (
+            len(self._queue) >= MAX_QUEUED
+            and not self._stop_requested
+            and self._thread.is_alive()
+            and threading.current_thread() is not self._thread
+        ):
+            time.sleep(0.01)
+
     def log(self, *parts: Any, stream: str = "stdout") -> None:
         line = " ".join(str(p) for p in parts)
         for piece in line.splitlines() or [""]:
+            if len(self._queue) >= MAX_QUEUED:
+                self._wait_for_room()
             self._queue.append((_LOG, {"line": piece, "stream": stream}))
 
     def metric(self, step: int | None = None, **values: Any) -> None:
         data: dict[str, Any] = dict(values)
         if step is not None:
             data["step"] = step
+        if len(self._queue) >= MAX_QUEUED:
+            self._wait_for_room()
         self._queue.append((_METRIC, data))
         with self._latest_lock:
             self._latest.setdefault("metrics", {}).update(values)
@@ -143,6 +197,8 @@ class Job:
 
     def _report_progress(self, prog: _Progress) -> None:
         data = prog.sample()
+        if len(self._queue) >= MAX_QUEUED:
+            self._wait_for_room()
         self._queue.append((_PROGRESS, data))
         with self._latest_lock:
             self._latest.update(
@@ -155,6 +211,8 @@ class Job:
 
     def event(self, type_: EventType | str, data: dict[str, Any], **latest: Any) -> None:
         """Low-level: queue any event type (used by the pytest plugin)."""
+        if len(self._queue) >= MAX_QUEUED:
+            self._wait_for_room()
         self._queue.append((str(type_), data))
         if latest:
             with self._latest_lock:
@@ -171,7 +229,7 @@ class Job:
         monotonic = time.monotonic
         last_t = monotonic()
         next_t = last_t + PROGRESS_INTERVAL
-        n = last_n = 0
+        n = last_n = reported = 0
         # look at the clock only every `stride` steps (tqdm's dynamic miniters idea)
         check_at = 1
         for item in iterable:
@@ -182,7 +240,7 @@ class Job:
             if n >= check_at:
                 now = monotonic()
                 if now >= next_t:
-                    prog.done = n
+                    prog.done = reported = n
                     self._report_progress(prog)
                     next_t = now + PROGRESS_INTERVAL
                 # steps per quarter interval at the current speed: adapts to slow and fast loops
@@ -190,8 +248,9 @@ class Job:
                 stride = min(stride, 100_000)
                 last_t, last_n = now, n
                 check_at = n + stride
-        prog.done = n
-        self._report_progress(prog)
+        if n != reported:  # the last step may have reported already: never the same twice
+            prog.done = n
+            self._report_progress(prog)
 
     # ---------------------------------------------------------------- control
 
@@ -239,7 +298,7 @@ class Job:
                 try:
                     self._store = self._open_store()
                 except Exception as exc:  # e.g. a database path that cannot be made: say why
-                    print(f"[jobctl] cannot open the job database: {exc}", file=sys.__stderr__)
+                    self._outage.failed(exc, len(self._queue))
                     if self._closed.wait(1.0):
                         return
         finally:
@@ -251,7 +310,9 @@ class Job:
         if store is None:
             return  # closed before the database opened
         next_flush = 0.0
-        while not self._closed.wait(POLL_INTERVAL):
+        outage = self._outage
+        while not self._closed.wait(POLL_INTERVAL if not outage.failing else outage.delay):
+            began = time.monotonic()
             try:
                 ctl = store.control(self.id)
                 if ctl is None or ctl[1] != self.attempt:
@@ -259,11 +320,12 @@ class Job:
                 else:
                     self._apply_status(ctl[0], ctl[2])
                 now = time.monotonic()
-                if now >= next_flush or self._flag:
+                if now >= next_flush or self._flag or outage.failing:
                     self.flush()
                     next_flush = now + FLUSH_INTERVAL
-            except Exception as exc:  # keep reporting through transient DB errors; retry next tick
-                print(f"[jobctl] reporter error: {exc}", file=sys.__stderr__)
+                    outage.succeeded()
+            except Exception as exc:  # an outage: keep everything, back off, say it sparingly
+                outage.failed(exc, len(self._queue), time.monotonic() - began)
 
     def flush(self) -> None:
         """Write everything queued so far (called by the thread, and at exit)."""
@@ -292,23 +354,75 @@ class Job:
                     raise
 
     def close(self) -> None:
-        """Stop the reporter, write what is queued, release the database connections."""
+        """Stop the reporter, write what is queued, release the database connections.
+
+        While the store is still opening (the job ended in its first instant: a stop, a
+        quick job), what is queued goes to the supervisor instead: no wait for SQLAlchemy.
+        """
         self._closed.set()
+        if not self._store_ready.is_set() and self._hand_over():
+            return
         self._thread.join(timeout=5)
         if not self._store_ready.wait(STORE_WAIT) or self._store is None:
             print("[jobctl] the job database never opened: reports are lost", file=sys.__stderr__)
             return
         try:
-            for _ in range(50):
-                try:
-                    self.flush()
-                    return
-                except Exception:
-                    time.sleep(0.1)
+            self._write_at_exit(self._store)
         finally:
             # close the pooled connections cleanly now rather than at interpreter shutdown
             # (what made the worker's exit slow was the collector: see worker._freeze_own_heap)
             self._store.close()
+
+    def _write_at_exit(self, store: Store) -> None:
+        """Write what is queued (and the tail of a truncated log). Through an outage the
+        supervisor takes the reports over the handshake pair and writes them when the
+        database is back, so the worker exits (releasing its memory, its GPU); without a pair
+        the worker waits for the database up to ``EXIT_PATIENCE``."""
+        deadline = time.monotonic() + EXIT_PATIENCE
+        while True:
+            try:
+                self.flush()
+                store.flush_log_tail(self.id, self.attempt)
+                self._outage.succeeded()
+                return
+            except Exception as exc:
+                delay = self._outage.failed(exc, len(self._queue))
+                if self._hand_over():  # the supervisor writes them when it can
+                    return
+                if time.monotonic() + delay > deadline:
+                    _say(f"[jobctl] job runtime: {len(self._queue)} report(s) could not be stored")
+                    return
+                time.sleep(delay)
+
+    def _hand_over(self) -> bool:
+        """Send what is queued to the supervisor over the handshake pair; False if it cannot
+        (no pair, or the supervisor is gone): the caller then writes through the store."""
+        if self.channel is None:
+            return False
+        with self._flush_lock:
+            while self._queue or self._latest:
+                batch: list[EventItem] = []
+                while self._queue and len(batch) < MAX_BATCH:
+                    batch.append(self._queue.popleft())
+                with self._latest_lock:
+                    latest, self._latest = self._latest, {}
+                try:
+                    self.channel.send_events([list(item) for item in batch], latest)
+                except OSError:
+                    self._queue.extendleft(reversed(batch))
+                    with self._latest_lock:
+                        self._latest = {**latest, **self._latest}
+                    return False
+        self.handed_over = True
+        return True
+
+
+def _say(message: str) -> None:
+    # the worker's stderr: the supervisor stores it in the job's log
+    try:
+        print(message, file=sys.__stderr__, flush=True)
+    except (OSError, ValueError, AttributeError):  # no stderr, or it is gone
+        pass
 
 
 class _StandIn:
@@ -366,9 +480,10 @@ def attach(
     db_url: str,
     config: dict[str, Any],
     opened: Callable[[], None] | None = None,
+    end: socket.socket | None = None,
 ) -> Job:
     """Called once by the worker: start the reporter thread (which opens the store, then
-    calls ``opened``)."""
+    calls ``opened``) and, given the worker's end of the handshake pair, its reader."""
     global _current
 
     def open_store() -> Store:
@@ -379,19 +494,8 @@ def attach(
             opened()
         return store
 
-    _current = Job(job_id, attempt, config, open_store)
+    _current = Job(job_id, attempt, config, open_store, end)
     return _current
-
-
-def listen_for_stop(end: socket.socket) -> None:
-    """Worker: a thread that turns the supervisor's STOP on ``end`` into the stop flag."""
-    from jupyter_jobctl.procs.handshake import wait_for_stop
-
-    def listen() -> None:
-        if wait_for_stop(end) and _current is not None:
-            _current.stop_now()
-
-    threading.Thread(target=listen, name="jobctl-stop-listener", daemon=True).start()
 
 
 def detach() -> None:

@@ -39,7 +39,10 @@ job_id = {
     "description": "Job id (32 hex digits).",
 }
 auth_errors = {
-    "403": err("Not authenticated, or not authorised for this action on resource `jobctl`.")
+    "403": err("Not authenticated, or not authorised for this action on resource `jobctl`."),
+    "503": err(
+        "The job database cannot be used now (unreachable, locked by another process, its disk full): `error` says which in one sentence. Retry later; running jobs are not affected."
+    ),
 }
 
 
@@ -69,14 +72,14 @@ doc = {
     "info": {
         "title": "jupyter_jobctl",
         "version": "0.1.0",
-        "description": "Supervised, persistent, stoppable jobs for Jupyter (docs/api.md, docs/architecture.md). Every route needs Jupyter's token or cookie (XSRF for cookie POSTs) except GET /health. Authorisation resource `jobctl`: `read` for GET and streams, `write` for stop/pause/resume/delete, `execute` for create/start/rerun. WebSocket routes are described under `x-websockets`.",
+        "description": 'Supervised, persistent, stoppable jobs for Jupyter (docs/api.md, docs/architecture.md). Every route needs Jupyter\'s token or cookie (XSRF for cookie POSTs) except GET /health. Authorisation resource `jobctl`: `read` for GET and streams, `write` for stop/pause/resume/delete, `execute` for create/start/rerun. WebSocket routes are described under `x-websockets`. Every response and frame is strict JSON (RFC 8259): a non-finite number a job reports (NaN, Infinity, e.g. a diverging loss) is the string "NaN", "Infinity" or "-Infinity" inside free-form values (metrics, config, event data) and null in a typed number field (progress, eta_s). Requests must be strict JSON too: nested at most 64 levels, finite numbers, no lone UTF-16 surrogates (else 400 naming the field).',
     },
     "servers": [{"url": "{base_url}jobctl/api", "variables": {"base_url": {"default": "/"}}}],
     "security": [{"token": []}],
     "paths": {
         "/health": {
             "get": {
-                "summary": "Liveness and database reachability (no credentials needed).",
+                "summary": "Liveness, and whether the job database can be read and written (no credentials needed).",
                 "operationId": "health",
                 "security": [],
                 "responses": {"200": ok("Health.", ref("Health"))},
@@ -357,7 +360,22 @@ doc = {
                 "additionalProperties": False,
                 "properties": {
                     "status": {"type": "string", "enum": ["ok", "degraded"]},
-                    "db": {"type": "string"},
+                    "db": {
+                        "type": "string",
+                        "enum": [
+                            "ok",
+                            "unreachable",
+                            "disk full",
+                            "locked",
+                            "read-only",
+                            "write failed",
+                        ],
+                        "description": "`ok`; `unreachable` when reads fail; else what keeps writes from working (a tiny real commit is tried, and the free space of a SQLite database's disk is looked at).",
+                    },
+                    "reason": {
+                        "type": "string",
+                        "description": "When degraded: one sentence naming the database (and for a full disk, the disk).",
+                    },
                 },
             },
             "CreateJob": {
@@ -369,7 +387,7 @@ doc = {
                     "name": {"type": "string", "minLength": 1, "maxLength": 200},
                     "spec": {
                         "type": "object",
-                        "description": "training: {target, config?, cwd?, env?}; test_batch: {args?, cwd?, env?}; command: {argv, cwd?, env?}.",
+                        "description": "training: {target, config?, cwd?, env?}; test_batch: {args?, cwd?, env?}; command: {argv, cwd?, env?}. A relative `cwd` is taken from the server's root_dir and must stay inside it (stored absolute). `env` names starting with `JOBCTL_` are jobctl's own and refused. Strict JSON: at most 64 levels deep, finite numbers, no lone surrogates.",
                     },
                     "start": {"type": "boolean", "default": False},
                 },
@@ -409,6 +427,7 @@ doc = {
                     "last_seq": {"type": "integer"},
                     "progress": {
                         "type": "object",
+                        "description": "Numbers, or null when unknown (or when the job reported a non-finite one).",
                         "properties": {
                             "done": nullable_num,
                             "total": nullable_num,
@@ -424,10 +443,16 @@ doc = {
                             for k in ["total", "completed", "passed", "failed", "skipped"]
                         },
                     },
-                    "metrics": {"type": "object"},
+                    "metrics": {
+                        "type": "object",
+                        "description": 'Latest value of each metric; a non-finite one is "NaN", "Infinity" or "-Infinity".',
+                    },
                     "exit_code": {"type": "integer"},
                     "signal": {"type": "string"},
-                    "reason": {"type": "string"},
+                    "reason": {
+                        "type": "string",
+                        "description": "Why the job ended as it did, in one sentence (a database failure is named, never quoted as SQL).",
+                    },
                 },
             },
             "JobList": {
@@ -445,7 +470,10 @@ doc = {
                     "seq": {"type": "integer"},
                     "type": {"type": "string", "enum": EVENT_TYPES},
                     "ts": {"type": "string"},
-                    "data": {"type": "object"},
+                    "data": {
+                        "type": "object",
+                        "description": 'As the job reported it; a non-finite number is "NaN", "Infinity" or "-Infinity". A log whose job reached `c.JobCtl.max_log_bytes_per_job` has a `[jobctl] log truncated` line, then only its last MiB, stored when the job ends.',
+                    },
                 },
             },
             "EventList": {

@@ -118,7 +118,8 @@ class JupyterServer:
     """``python -m jupyter_server`` on a free port of 127.0.0.1 with a fresh token, in its own
     process group; Jupyter's runtime/data/config dirs and the log are under ``home``.
 
-    ``options`` are server options (``--Class.trait=value``; see ``jobctl_options``);
+    ``options`` are server options (``--Class.trait=value``; see ``jobctl_options``), ``app``
+    the module run (``jupyterlab`` for the whole lab);
     ``health`` is the route polled until it answers 200; ``prefix`` is put before the
     paths given to ``request``. Job processes started by the server live in their own
     sessions: ``kill`` and ``stop`` end the server, not them (see ``job_pids``).
@@ -138,6 +139,7 @@ class JupyterServer:
         env: dict[str, str] | None = None,
         port: int | None = None,
         name: str = "jupyter",
+        app: str = "jupyter_server",  # or "jupyterlab"
     ) -> None:
         self.home, self.root = Path(home), Path(root or home)
         self.python, self.health, self.prefix, self.name = Path(python), health, prefix, name
@@ -148,7 +150,7 @@ class JupyterServer:
         self.extra_env = dict(env or {})
         self.log_path = self.home / f"server-{self.port}.log"
         self.argv = [
-            str(self.python), "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
+            str(self.python), "-m", app, "--no-browser", "--ip=127.0.0.1",
             *merge_options(
                 [
                     f"--port={self.port}", "--ServerApp.port_retries=0",

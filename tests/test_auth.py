@@ -1,12 +1,13 @@
 """Authentication and authorisation on every route and both WebSockets.
 
-Every check but the cookie one only reads (a request refused, or a GET), so each server
-setting is one real `jupyter server` subprocess shared by the module's tests, started the
-first time a test asks for it.
+Every check but the cookie one only reads (a request refused, or a GET): each server
+setting is one real `jupyter server` subprocess, shared by all the checks of that setting
+in one test, which lists every route that answered wrongly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -21,9 +22,6 @@ from jupyter_jobctl.db.store import Store
 from jupyter_jobctl.manager import JobManager
 from jupyter_jobctl.server import openapi
 from tests.harness import API
-
-# one worker starts the module's servers (under xdist's --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("auth")
 
 REPO = Path(__file__).resolve().parent.parent
 PERMISSION = {  # DESIGN §6: read for GET and streams, write for stop/pause/resume/delete, ...
@@ -44,7 +42,8 @@ HTTP_ROUTES = sorted(
     if path != "/health"
 )
 WS_ROUTES = sorted(openapi.document()["x-websockets"])
-NO_TOKEN = {"Authorization": ""}
+TOKENS = {"no token": "", "a wrong token": "token wrong"}
+HEALTHY = (200, {"status": "ok", "db": "ok"})
 
 STRICT = "--ServerApp.allow_unauthenticated_access=False"
 SETTINGS = {
@@ -58,44 +57,31 @@ SETTINGS = {
 }
 
 
-class AuthServers:
-    """One server per setting, each with one pending job in its database."""
+@pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator:
+    """``start(setting)``: a server of that setting with one pending job; (server, job id)."""
+    started: list[RealServer] = []
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.started: dict[str, tuple[RealServer, str]] = {}
+    def start(setting: str) -> tuple[RealServer, str]:
+        db_url = f"sqlite:///{tmp_path / 'jobctl.db'}"
+        store = Store(db_url)
+        store.upgrade()
+        job, _ = store.create_job("command", "auth", {"argv": ["true"]})
+        store.close()
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        started.append(
+            RealServer(tmp_path, db_url, options=SETTINGS[setting], env={"PYTHONPATH": path})
+        )
+        return started[-1], job["id"]
 
-    def __call__(self, setting: str) -> tuple[RealServer, str]:
-        if setting not in self.started:
-            home = self.root / setting
-            home.mkdir()
-            db_url = f"sqlite:///{home / 'jobctl.db'}"
-            store = Store(db_url)
-            store.upgrade()
-            job, _ = store.create_job("command", "auth", {"argv": ["true"]})
-            store.close()
-            path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-            server = RealServer(home, db_url, options=SETTINGS[setting], env={"PYTHONPATH": path})
-            self.started[setting] = server, job["id"]
-        return self.started[setting]
-
-    def close(self) -> None:
-        for server, _ in self.started.values():
-            server.kill()
-            m = JobManager(server.db_url, policy=FAST_POLICY)  # had a refusal failed
-            try:
-                end_all_jobs(m)
-            finally:
-                m.close()
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServers]:
-    servers = AuthServers(tmp_path_factory.mktemp("auth"))
-    try:
-        yield servers
-    finally:
-        servers.close()
+    yield start
+    for server in started:
+        server.kill()
+        m = JobManager(server.db_url, policy=FAST_POLICY)  # had a refusal failed
+        try:
+            end_all_jobs(m)
+        finally:
+            m.close()
 
 
 def call(server: RealServer, method: str, path: str, job_id: str, headers=None):
@@ -103,20 +89,23 @@ def call(server: RealServer, method: str, path: str, job_id: str, headers=None):
     return server.request(method, path.replace("{job_id}", job_id), body, headers)
 
 
-async def ws_open(server: RealServer, path: str, job_id: str, headers=None) -> dict:
-    """The first frame of the socket (its handshake must succeed)."""
+def refused(answer: tuple[int, object]) -> bool:
+    code, body = answer
+    return code == 403 and isinstance(body, dict) and "error" in body
+
+
+async def ws_open(server: RealServer, path: str, job_id: str, headers=None) -> int | dict:
+    """The first frame of the socket, or the status that refused the handshake."""
     url = server.ws_url + API + path.replace("{job_id}", job_id)
-    ws = await websocket_connect(HTTPRequest(url, headers={**server.auth, **(headers or {})}))
+    request = HTTPRequest(url, headers={**server.auth, **(headers or {})}, request_timeout=60)
     try:
-        return json.loads(await ws.read_message())
+        ws = await websocket_connect(request)
+    except HTTPClientError as exc:
+        return exc.code
+    try:
+        return json.loads(await asyncio.wait_for(ws.read_message(), 60))
     finally:
         ws.close()
-
-
-async def ws_refused(server: RealServer, path: str, job_id: str, headers=None) -> int:
-    with pytest.raises(HTTPClientError) as err:
-        await ws_open(server, path, job_id, headers)
-    return err.value.code
 
 
 def test_permission_table_covers_every_route() -> None:
@@ -128,56 +117,41 @@ def test_permission_table_covers_every_route() -> None:
 
 
 @pytest.mark.parametrize("setting", ["strict", "default-access"])
-@pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
-@pytest.mark.parametrize("token", ["", "token wrong"], ids=["no-token", "wrong-token"])
-def test_http_needs_credentials(auth_server, setting, method, path, token) -> None:
+async def test_every_route_and_socket_needs_credentials(auth_server, setting) -> None:
     server, job_id = auth_server(setting)
-    code, body = call(server, method, path, job_id, {"Authorization": token})
-    assert code == 403 and isinstance(body, dict) and "error" in body
-
-
-@pytest.mark.parametrize("setting", ["strict", "default-access"])
-@pytest.mark.parametrize("path", WS_ROUTES)
-@pytest.mark.parametrize("token", ["", "token wrong"], ids=["no-token", "wrong-token"])
-async def test_websockets_need_credentials(auth_server, setting, path, token) -> None:
-    server, job_id = auth_server(setting)
-    assert await ws_refused(server, path, job_id, {"Authorization": token}) == 403
-
-
-@pytest.mark.parametrize("setting", ["default-access", "deny-sync", "deny-async"])
-def test_health_answers_anyone(auth_server, setting) -> None:
-    server, _ = auth_server(setting)
-    for headers in (NO_TOKEN, None):
-        assert server.request("GET", "/health", headers=headers) == (
-            200,
-            {"status": "ok", "db": "ok"},
-        )
+    wrong = []
+    for name, token in TOKENS.items():
+        headers = {"Authorization": token}
+        for method, path in HTTP_ROUTES:
+            if not refused(answer := call(server, method, path, job_id, headers)):
+                wrong.append((name, method, path, answer))
+        for path in WS_ROUTES:
+            if (answer := await ws_open(server, path, job_id, headers)) != 403:
+                wrong.append((name, "WEBSOCKET", path, answer))
+    assert wrong == []
+    assert server.request("GET", "/health", headers={"Authorization": ""}) == HEALTHY
 
 
 @pytest.mark.parametrize("setting", ["deny-sync", "deny-async"])
-@pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
-def test_denying_authorizer_forbids_http(auth_server, setting, method, path) -> None:
+async def test_a_denying_authorizer_forbids_every_route_and_socket(auth_server, setting) -> None:
     server, job_id = auth_server(setting)
-    code, body = call(server, method, path, job_id)
-    assert code == 403 and isinstance(body, dict) and "error" in body
+    wrong = [(m, p, a) for m, p in HTTP_ROUTES if not refused(a := call(server, m, p, job_id))]
+    for path in WS_ROUTES:
+        if (answer := await ws_open(server, path, job_id)) != 403:
+            wrong.append(("WEBSOCKET", path, answer))
+    assert wrong == []
+    assert server.request("GET", "/health") == HEALTHY  # health stays open
+    assert server.request("GET", "/health", headers={"Authorization": ""}) == HEALTHY
 
 
-@pytest.mark.parametrize("setting", ["deny-sync", "deny-async"])
-@pytest.mark.parametrize("path", WS_ROUTES)
-async def test_denying_authorizer_forbids_websockets(auth_server, setting, path) -> None:
-    server, job_id = auth_server(setting)
-    assert await ws_refused(server, path, job_id) == 403
-
-
-@pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
-def test_read_only_user_only_reads(auth_server, method, path) -> None:
+async def test_a_read_only_user_only_reads(auth_server) -> None:
     server, job_id = auth_server("read-only")
-    code, _ = call(server, method, path, job_id)
-    assert code == (200 if PERMISSION[(method, path)] == "read" else 403), (method, path)
-
-
-async def test_read_only_user_reads_the_stream(auth_server) -> None:
-    server, job_id = auth_server("read-only")
+    wrong = []
+    for method, path in HTTP_ROUTES:
+        code, body = call(server, method, path, job_id)
+        if code != (200 if PERMISSION[(method, path)] == "read" else 403):
+            wrong.append((method, path, code, body))
+    assert wrong == []
     assert (await ws_open(server, "/jobs/{job_id}/stream", job_id))["type"] == "snapshot"
 
 

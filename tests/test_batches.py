@@ -55,6 +55,7 @@ def pytest_summary(args: list[str]) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_counts_match_pytest_own_summary(manager: JobManager) -> None:
     job, _ = manager.create("test_batch", batch(EVERY_OUTCOME), start=True)
     done = wait_terminal(manager, job["id"], timeout=120)
@@ -82,6 +83,7 @@ def test_counts_match_pytest_own_summary(manager: JobManager) -> None:
     assert [r["nodeid"] for r in failed] == ["test_basic.py::test_fails"]
 
 
+@pytest.mark.slow
 def test_xdist_results_arrive_through_the_controller(manager: JobManager) -> None:
     job, _ = manager.create("test_batch", batch(["test_basic.py", "-n", "2"]), start=True)
     done = wait_terminal(manager, job["id"], timeout=120)
@@ -99,6 +101,7 @@ def test_xdist_results_arrive_through_the_controller(manager: JobManager) -> Non
     }
 
 
+@pytest.mark.slow
 def test_rerun_failed_runs_only_the_failures(manager: JobManager) -> None:
     job, _ = manager.create("test_batch", batch(["test_basic.py", "-k", "not slow"]), start=True)
     wait_terminal(manager, job["id"], timeout=60)
@@ -150,6 +153,7 @@ def test_bad_input_fails_with_pytest_message(
     assert len(summary) == 1 and summary_error in summary[0]["data"]["error"]
 
 
+@pytest.mark.slow
 def test_two_thousand_tests_are_all_stored(manager: JobManager, tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     (tmp_path / "test_many.py").write_text(
@@ -174,6 +178,7 @@ def test_two_thousand_tests_are_all_stored(manager: JobManager, tmp_path: Path) 
     print(f"\n2000-test batch: {2000 / elapsed:.0f} results/s end to end")
 
 
+@pytest.mark.slow
 def test_restored_after_server_kill(real_server) -> None:
     """kill -9 the server mid-batch: still active after restart; the stream replays it all."""
     first = real_server()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from openapi_spec_validator import validate
 
 from jupyter_jobctl.server import openapi
@@ -43,6 +44,7 @@ def test_every_documented_operation_names_its_permission() -> None:
             assert re.fullmatch(r"[a-z][A-Za-z]+", op["operationId"])
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(real_server, tmp_path: Path) -> None:
     server = real_server()
     st = Path(sys.executable).parent / "st"

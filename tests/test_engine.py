@@ -26,6 +26,7 @@ from conftest import (
 from jupyter_jobctl.core.errors import Conflict, JobNotFound
 from jupyter_jobctl.manager import JobManager, StopPolicy
 from jupyter_jobctl.procs.processes import job_processes
+from tests import jobs
 
 DEMO = DEMO_TARGET
 
@@ -146,7 +147,7 @@ def test_stubborn_command_is_killed_with_its_children(manager: JobManager, tmp_p
     argv = [sys.executable, str(TESTS_DIR / "jobs.py"), "stubborn", str(pid_file)]
     job, _ = manager.create("command", {"argv": argv}, start=True)
     wait_status(manager, job["id"], "running")
-    wait_for(lambda: "stubborn ready" in log_lines(manager, job["id"]), what="child started")
+    wait_for(lambda: jobs.READY in log_lines(manager, job["id"]), what="child started")
     worker_pid, child_pid = map(int, pid_file.read_text().split())
     manager.stop(job["id"])
     done = wait_terminal(manager, job["id"], timeout=15)

@@ -47,7 +47,7 @@ def test_supervisors_are_forked_by_the_launcher(manager: JobManager) -> None:
     # the worker is a fresh Python (not a fork), so it carries the job's environment marker
     worker = psutil.Process(manager.store.get_row(job["id"])["worker_pid"])
     assert worker.environ().get("JOBCTL_JOB_ID") == job["id"]
-    assert "jupyter_jobctl.procs.worker" in " ".join(worker.cmdline())
+    assert " ".join(worker.cmdline()).startswith(f"jobctl worker {job['id']}")  # its title
     manager.stop(job["id"])
     assert wait_terminal(manager, job["id"])["status"] == "cancelled"
     assert row["status"] == "running"
@@ -124,13 +124,15 @@ def test_handshake_answers(monkeypatch) -> None:
         ours.settimeout(5)
         answered = threading.Thread(target=_supervise_once, args=(ours, status))
         answered.start()
-        assert handshake.ready(end) is expected
+        stopped = threading.Event()
+        assert handshake.WorkerEnd(end, stopped.set).ready() is expected
+        assert stopped.is_set() is not expected  # told STOP: the runtime's flag is set
         answered.join()
         ours.close()
     # a supervisor that vanished before answering: the job's code must not start
     ours, theirs = socket.socketpair()
     ours.close()
-    assert handshake.ready(theirs) is False
+    assert handshake.WorkerEnd(theirs, lambda: None).ready() is False
     monkeypatch.delenv(handshake.FD_ENV, raising=False)
     assert handshake.worker_end() is None
 
@@ -147,16 +149,31 @@ def test_job_nice_lowers_the_jobs_priority_only(make_manager: Callable[..., JobM
     assert wait_terminal(manager, job["id"])["status"] == "cancelled"
 
 
-def test_after_go_the_supervisor_can_say_stop() -> None:
+def test_the_supervisor_can_say_stop_before_ready_and_after_go() -> None:
     from jupyter_jobctl.procs import handshake
 
+    # before READY (the job is still initializing): the flag is set, the job never starts
     ours, theirs = socket.socketpair()
+    stopped = threading.Event()
     ours.sendall(handshake.STOP)
-    assert handshake.wait_for_stop(theirs) is True
+    end = handshake.WorkerEnd(theirs, stopped.set)
+    assert stopped.wait(5) and end.ready() is False
     ours.close()
+    # after GO
     ours, theirs = socket.socketpair()
-    ours.close()  # the supervisor went away without a word: no stop from here
-    assert handshake.wait_for_stop(theirs) is False
+    stopped = threading.Event()
+    end = handshake.WorkerEnd(theirs, stopped.set)
+    ours.sendall(handshake.GO)
+    assert end.ready() is True and not stopped.is_set()
+    ours.sendall(handshake.STOP)
+    assert stopped.wait(5)
+    ours.close()
+    # the supervisor went away without a word: no stop from here
+    ours, theirs = socket.socketpair()
+    stopped = threading.Event()
+    end = handshake.WorkerEnd(theirs, stopped.set)
+    ours.close()
+    assert end.ready() is False and not stopped.is_set()
 
 
 def test_a_stop_said_by_the_supervisor_sets_the_flag_at_once(tmp_path) -> None:

@@ -7,6 +7,7 @@ import signal
 import time
 
 import psutil
+import pytest
 
 from conftest import TESTS_DIR, wait_for
 from jupyter_jobctl.procs.processes import job_processes
@@ -24,6 +25,7 @@ def _status(server, job_id: str) -> dict:
     return job
 
 
+@pytest.mark.slow
 def test_job_survives_server_kill_and_is_readopted(real_server) -> None:
     first = real_server()
     code, job = first.request("POST", "/jobs", COOP)
@@ -51,6 +53,7 @@ def test_job_survives_server_kill_and_is_readopted(real_server) -> None:
     wait_for(lambda: not _alive(job["id"]), what="job processes gone")
 
 
+@pytest.mark.slow
 def test_job_that_died_while_no_server_ran_ends_lost(real_server) -> None:
     first = real_server()
     _, job = first.request("POST", "/jobs", COOP)

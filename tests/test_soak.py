@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import psutil
+import pytest
 
 from conftest import FAST_POLICY, TESTS_DIR, wait_for, wait_status
 from jupyter_jobctl.core.states import TERMINAL
@@ -27,6 +28,7 @@ def _cycle_batch(manager: JobManager, batch: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_two_hundred_cycles_leak_nothing(sqlite_url: str) -> None:
     me = psutil.Process()
     manager = JobManager(sqlite_url, policy=FAST_POLICY)

@@ -236,6 +236,7 @@ def _writer(db_url: str, job_id: str, ready: mp.Queue, go, out: mp.Queue) -> Non
     out.put((batches, errors))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared_job", [False, True], ids=["job-each", "one-job"])
 def test_eight_concurrent_writers(store: Store, db_url: str, shared_job: bool) -> None:
     """8 writer processes, released together, 60 batches each: no 'database is locked', no
@@ -244,7 +245,9 @@ def test_eight_concurrent_writers(store: Store, db_url: str, shared_job: bool) -
     jobs = [_job(store)["id"] for _ in range(1 if shared_job else n)]
     for j in jobs:
         store.start_job(j, **GRACES)
-    ctx = mp.get_context("spawn")
+    # forked from a clean server process that imported the store once (not from pytest)
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["jupyter_jobctl.db.store"])
     ready: mp.Queue = ctx.Queue()
     out: mp.Queue = ctx.Queue()
     go = ctx.Event()

@@ -31,3 +31,13 @@ class Conflict(JobctlError):
 
 class StorageError(JobctlError):
     """The database cannot be used as configured (e.g. SQLite on a network file system)."""
+
+
+class DatabaseUnavailable(StorageError):
+    """A database call failed: unreachable, locked, its disk full. ``str()`` is one sentence
+    (never SQL); ``cause`` is ``"disk_full"``, ``"locked"``, ``"unreachable"``,
+    ``"read_only"`` or ``"failed"``. Writers retry these: the database usually comes back."""
+
+    def __init__(self, message: str, cause: str = "failed") -> None:
+        super().__init__(message)
+        self.cause = cause

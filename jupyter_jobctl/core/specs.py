@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jupyter_jobctl.core.errors import SpecError
+from jupyter_jobctl.core.jsonsafe import check_request
 from jupyter_jobctl.core.states import JobKind
 
 DEMO_TARGET = "jupyter_jobctl.examples.train:main"
@@ -22,6 +23,7 @@ MAX_STRING = 4096
 
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_ENV_PREFIX = "JOBCTL_"  # the job's env never overrides jobctl's own variables
 
 DEMO_MODES = ("smoke_test", "full")
 DEMO_OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -70,12 +72,29 @@ def _check_keys(obj: dict[str, Any], allowed: set[str], prefix: str) -> None:
             )
 
 
-def _common(spec: dict[str, Any], out: dict[str, Any]) -> None:
+def resolve_cwd(cwd: str, base_dir: str | None) -> str:
+    """``spec.cwd`` as an absolute directory: a relative one is taken from ``base_dir`` (the
+    server's ``root_dir``; this process's working directory when None) and must stay in it."""
+    base = os.path.abspath(base_dir or os.getcwd())
+    if os.path.isabs(cwd):
+        resolved = os.path.normpath(cwd)
+    else:
+        resolved = os.path.normpath(os.path.join(base, cwd))
+        if os.path.commonpath([base, resolved]) != base:
+            raise SpecError(
+                "spec.cwd",
+                f"spec.cwd {cwd!r} leads out of the server's root directory {base!r}; "
+                "a relative spec.cwd is taken from there and must stay inside it.",
+            )
+    if not os.path.isdir(resolved):
+        where = "" if os.path.isabs(cwd) else f" (taken from {base!r})"
+        raise SpecError("spec.cwd", f"spec.cwd {cwd!r}{where} is not an existing directory.")
+    return resolved
+
+
+def _common(spec: dict[str, Any], out: dict[str, Any], base_dir: str | None = None) -> None:
     if spec.get("cwd") is not None:
-        cwd = _string(spec["cwd"], "spec.cwd")
-        if not os.path.isdir(cwd):
-            raise SpecError("spec.cwd", f"spec.cwd {cwd!r} is not an existing directory.")
-        out["cwd"] = cwd
+        out["cwd"] = resolve_cwd(_string(spec["cwd"], "spec.cwd"), base_dir)
     if spec.get("env") is not None:
         env = spec["env"]
         if not isinstance(env, dict):
@@ -83,6 +102,12 @@ def _common(spec: dict[str, Any], out: dict[str, Any]) -> None:
         for k, v in env.items():
             if not _ENV_NAME_RE.match(k):
                 raise SpecError(f"spec.env.{k}", f"spec.env: {k!r} is not a valid variable name.")
+            if k.startswith(RESERVED_ENV_PREFIX):
+                raise SpecError(
+                    f"spec.env.{k}",
+                    f"spec.env.{k}: names starting with {RESERVED_ENV_PREFIX} are jobctl's own "
+                    "settings (database, handshake, niceness) and cannot be set by a job.",
+                )
             _string(v, f"spec.env.{k}", allow_empty=True)
         out["env"] = dict(env)
 
@@ -117,7 +142,7 @@ def validate_demo_config(config: dict[str, Any], prefix: str = "spec.config") ->
     return out
 
 
-def _training(spec: dict[str, Any]) -> dict[str, Any]:
+def _training(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
     _check_keys(spec, {"target", "config", "cwd", "env"}, "spec")
     if "target" not in spec:
         raise SpecError(
@@ -137,11 +162,11 @@ def _training(spec: dict[str, Any]) -> dict[str, Any]:
     if target == DEMO_TARGET:
         config = validate_demo_config(config)
     out: dict[str, Any] = {"target": target, "config": config}
-    _common(spec, out)
+    _common(spec, out, base_dir)
     return out
 
 
-def _command(spec: dict[str, Any]) -> dict[str, Any]:
+def _command(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
     _check_keys(spec, {"argv", "cwd", "env"}, "spec")
     if "argv" not in spec:
         raise SpecError("spec.argv", "spec.argv is required (the program and its arguments).")
@@ -149,20 +174,20 @@ def _command(spec: dict[str, Any]) -> dict[str, Any]:
     if not argv[0]:
         raise SpecError("spec.argv[0]", "spec.argv[0] must name a program.")
     out: dict[str, Any] = {"argv": argv}
-    _common(spec, out)
+    _common(spec, out, base_dir)
     return out
 
 
-def _test_batch(spec: dict[str, Any]) -> dict[str, Any]:
+def _test_batch(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
     _check_keys(spec, {"args", "cwd", "env"}, "spec")
     out: dict[str, Any] = {
         "args": _string_list(spec.get("args", []), "spec.args", allow_empty=True)
     }
-    _common(spec, out)
+    _common(spec, out, base_dir)
     return out
 
 
-_VALIDATORS: dict[JobKind, Callable[[dict[str, Any]], dict[str, Any]]] = {
+_VALIDATORS: dict[JobKind, Callable[[dict[str, Any], str | None], dict[str, Any]]] = {
     JobKind.TRAINING: _training,
     JobKind.COMMAND: _command,
     JobKind.TEST_BATCH: _test_batch,
@@ -188,15 +213,23 @@ def validate_kind(kind: Any) -> JobKind:
     raise SpecError("kind", f"kind must be one of: {names}.")
 
 
-def validate_job(kind: Any, spec: Any, name: Any = None) -> tuple[JobKind, str, dict[str, Any]]:
-    """Return ``(kind, name, normalised spec)`` or raise :class:`SpecError`."""
+def validate_job(
+    kind: Any, spec: Any, name: Any = None, *, base_dir: str | None = None
+) -> tuple[JobKind, str, dict[str, Any]]:
+    """Return ``(kind, name, normalised spec)`` or raise :class:`SpecError`.
+
+    ``base_dir`` is where a relative ``spec.cwd`` starts (the server's ``root_dir``). The
+    whole spec must be strict JSON (bounded depth, finite numbers, no lone surrogates).
+    """
     job_kind = validate_kind(kind)
     if not isinstance(spec, dict):
         raise SpecError("spec", "spec must be an object.")
-    clean = _VALIDATORS[job_kind](spec)
+    check_request(spec, "spec")
+    clean = _VALIDATORS[job_kind](spec, base_dir)
     if name is None:
         name = default_name(job_kind, clean)
     else:
+        check_request(name, "name")
         name = _string(name, "name")
         if len(name) > MAX_NAME:
             raise SpecError("name", f"name is longer than {MAX_NAME} characters.")

@@ -6,7 +6,6 @@ cheap deadline arithmetic) and rendered as ISO 8601 UTC in JSON.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -25,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
+from jupyter_jobctl.core.jsonsafe import finite_or_none as _num
+from jupyter_jobctl.core.jsonsafe import loads_stored
 from jupyter_jobctl.core.timestamps import iso
 
 metadata = MetaData()
@@ -78,6 +79,9 @@ jobs = Table(
     Column("worker_pid", Integer),
     Column("worker_start", BigInteger),
     Column("worker_stopped", Boolean, nullable=False, default=False),
+    # what the job's log holds (bytes of stored log events) and may hold (None: no limit)
+    Column("log_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("log_limit", BigInteger),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_created", "created_at", "id"),
     Index("ix_jobs_updated", "updated_at"),
@@ -153,6 +157,8 @@ class JobRow(TypedDict):
     worker_pid: int | None
     worker_start: int | None
     worker_stopped: bool
+    log_bytes: int
+    log_limit: int | None
 
 
 # a row as read: a RowMapping from a query, or a JobRow (a dict) the store handed out
@@ -171,25 +177,36 @@ def _redacted(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _object(text: str | None) -> dict[str, Any]:
+    """Stored JSON text of an object; one too deep to decode here is shown as a note."""
+    value = loads_stored(text or "{}")
+    return value if isinstance(value, dict) else {"jobctl": value}
+
+
 def job_to_json(row: Row) -> JobJSON:
-    """The public job object of DESIGN §6 from a ``jobs`` row mapping."""
-    eta = row["progress_eta"]
+    """The public job object of DESIGN §6 from a ``jobs`` row mapping.
+
+    Typed numbers (progress) are never NaN/Infinity here (null instead); free-form objects
+    (spec, metrics) may still hold them from old rows: responses encode them strictly
+    (:mod:`jupyter_jobctl.core.jsonsafe`).
+    """
+    eta = _num(row["progress_eta"])
     out: dict[str, Any] = {
         "id": row["id"],
         "kind": row["kind"],
         "name": row["name"],
         "status": row["status"],
-        "spec": _redacted(json.loads(row["spec"])),
+        "spec": _redacted(_object(row["spec"])),
         "attempt": row["attempt"],
         "created_at": iso(row["created_at"]),
         "started_at": iso(row["started_at"]),
         "finished_at": iso(row["finished_at"]),
         "last_seq": row["last_seq"],
         "progress": {
-            "done": row["progress_done"],
-            "total": row["progress_total"],
+            "done": _num(row["progress_done"]),
+            "total": _num(row["progress_total"]),
             "unit": row["progress_unit"],
-            "rate": row["progress_rate"],
+            "rate": _num(row["progress_rate"]),
             "eta_s": eta,
         },
         "counts": {
@@ -199,7 +216,7 @@ def job_to_json(row: Row) -> JobJSON:
             "failed": row["count_failed"],
             "skipped": row["count_skipped"],
         },
-        "metrics": json.loads(row["metrics"] or "{}"),
+        "metrics": _object(row["metrics"]),
     }
     for key in ("exit_code", "signal", "reason"):
         if row[key] is not None:
@@ -218,7 +235,7 @@ def batch_to_json(row: Row) -> dict[str, Any]:
         "pass_count": row["count_passed"],
         "fail_count": row["count_failed"],
         "status": row["status"],
-        "eta_s": row["progress_eta"],
+        "eta_s": _num(row["progress_eta"]),
     }
 
 
@@ -227,5 +244,5 @@ def event_to_json(row: Row) -> EventJSON:
         "seq": row["seq"],
         "type": row["type"],
         "ts": iso(row["ts"]),
-        "data": json.loads(row["data"]),
+        "data": loads_stored(row["data"]),
     }

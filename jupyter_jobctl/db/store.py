@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
+import math
 import os
 import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -32,9 +35,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from jupyter_jobctl.core.errors import Conflict, JobNotFound, SpecError, StorageError
+from jupyter_jobctl.core import jsonsafe
+from jupyter_jobctl.core.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    JobNotFound,
+    SpecError,
+    StorageError,
+)
 from jupyter_jobctl.core.states import (
     ACTIVE,
     TERMINAL,
@@ -60,6 +71,11 @@ MAX_EVENT_BYTES = 64 * 1024
 MAX_LOG_LINE = 8 * 1024
 MAX_PAGE = 1000
 BUSY_TIMEOUT_MS = 15_000
+PROBE_BUSY_MS = 1_000  # /health's write probe waits this long for a lock, not 15 s
+PROBE_EVERY = 1.0  # seconds: /health commits at most this often (its answer is reused)
+MIN_FREE_BYTES = 1 << 20  # below this free on a SQLite database's disk, /health says so
+DEFAULT_MAX_LOG_BYTES = 64 << 20  # per job (c.JobCtl.max_log_bytes_per_job); 0: no limit
+LOG_TAIL_BYTES = 1 << 20  # of a truncated log, the newest lines kept and stored at its end
 # statfs types on which SQLite's WAL (shared memory + POSIX locks) is unsafe
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "fuse.sshfs", "ceph", "9p", "afs"}
@@ -113,6 +129,25 @@ def filesystem_type(path: str | os.PathLike[str], mounts_file: str = MOUNTS_FILE
     except OSError:
         return None
     return fstype
+
+
+def _mount_point(path: str | os.PathLike[str], mounts_file: str = MOUNTS_FILE) -> str | None:
+    """The mount point holding ``path`` (longest prefix in the mounts table), or None."""
+    target = os.path.realpath(path)
+    best: str | None = None
+    try:
+        with open(mounts_file) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and (best is None or len(mount) >= len(best)):
+                    best = mount
+    except OSError:
+        return None
+    return best
 
 
 def check_local_path(db_path: Path, mounts_file: str = MOUNTS_FILE) -> None:
@@ -175,7 +210,46 @@ def request_hash(payload: Any) -> str:
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str)
+    """Strict JSON text: what a job reports may hold NaN/Infinity (named, see jsonsafe)."""
+    return jsonsafe.dumps(data, separators=(",", ":"), default=str)
+
+
+def _finite_latest(values: dict[str, Any]) -> dict[str, Any]:
+    """Typed number columns (progress) hold no NaN/Infinity: a non-finite one is NULL."""
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            values[key] = None
+    return values
+
+
+def _mib(size: float) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return line.rstrip(".")[:300]
+
+
+class _DroppedLog:
+    """The newest log lines of a job past its limit (this process's), and what was dropped."""
+
+    __slots__ = ("bytes", "dropped_bytes", "dropped_lines", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[EventItem, int]] = deque()
+        self.bytes = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
+
+    def add(self, item: EventItem, size: int) -> None:
+        self.items.append((item, size))
+        self.bytes += size
+        self.dropped_lines += 1
+        self.dropped_bytes += size
+        while self.bytes > LOG_TAIL_BYTES and len(self.items) > 1:
+            self.bytes -= self.items.popleft()[1]
 
 
 def _capped(type_: str, data: Any) -> str:
@@ -243,6 +317,16 @@ class Store:
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
+        # what a person is told the database is: its file, or the PostgreSQL server
+        if self.dialect == "sqlite":
+            self.where = make_url(self.url).database or ":memory:"
+        else:
+            self.where = f"PostgreSQL {parsed.host or 'localhost'}:{parsed.port or 5432}"
+            self.where += f"/{parsed.database or ''}"
+        # the outcome of this process's last write: (time.time(), error) after a failure
+        self.last_write_error: tuple[float, DatabaseUnavailable] | None = None
+        self._dropped: dict[str, _DroppedLog] = {}  # per job: log lines past its limit
+        self._probed: tuple[float, DatabaseUnavailable | None] | None = None  # (when, outcome)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -263,7 +347,7 @@ class Store:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self._write.connect() as conn:
+        with self._db_errors(write=True), self._write.connect() as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_lock(727001)")
             try:
@@ -280,7 +364,7 @@ class Store:
                     conn.commit()
 
     def epoch(self) -> str:
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             value = conn.execute(select(meta.c.value).where(meta.c.key == "epoch")).scalar()
         return str(value)
 
@@ -291,12 +375,138 @@ class Store:
 
     # ------------------------------------------------------------ transaction helpers
 
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        """A database failure as one sentence a person understands (no SQL, no URL)."""
+        orig = getattr(exc, "orig", None) or exc
+        low = str(orig).lower()
+        sqlstate = str(getattr(orig, "sqlstate", "") or "")
+        code = getattr(orig, "errno", None)
+        if (
+            "disk is full" in low
+            or "no space left" in low
+            or sqlstate == "53100"
+            or code == errno.ENOSPC
+            or ("i/o error" in low and self._disk_nearly_full())
+        ):
+            return DatabaseUnavailable(
+                f"The disk holding the job database is full ({self.disk()}): nothing can be "
+                "written until space is freed there.",
+                "disk_full",
+            )
+        if "database is locked" in low or "database table is locked" in low:
+            return DatabaseUnavailable(
+                f"The job database {self.where} is locked by another process (waited "
+                f"{BUSY_TIMEOUT_MS // 1000} s for it).",
+                "locked",
+            )
+        if "readonly" in low or "read-only" in low or code in (errno.EROFS, errno.EACCES):
+            return DatabaseUnavailable(
+                f"The job database {self.where} cannot be written (read-only: "
+                f"{_first_line(orig)}).",
+                "read_only",
+            )
+        invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        if (
+            invalidated
+            or isinstance(exc, PoolTimeout)
+            or sqlstate.startswith(("08", "57P"))
+            or "connection" in low
+            or "server closed" in low
+        ):
+            return DatabaseUnavailable(
+                f"The job database {self.where} cannot be reached ({_first_line(orig)}).",
+                "unreachable",
+            )
+        return DatabaseUnavailable(
+            f"The job database {self.where} failed ({_first_line(orig)}).", "failed"
+        )
+
+    def _free_bytes(self) -> int | None:
+        """Free bytes on a SQLite database's disk (None: not a file, or unknown)."""
+        if self.dialect != "sqlite" or self.where == ":memory:":
+            return None
+        try:
+            st = os.statvfs(Path(self.where).expanduser().parent)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    def _disk_nearly_full(self) -> bool:
+        free = self._free_bytes()
+        return free is not None and free < MIN_FREE_BYTES
+
+    def disk(self) -> str:
+        """The disk of a SQLite database as a person finds it: the file and its mount."""
+        if self.dialect != "sqlite":
+            return f"the disk of {self.where}"
+        path = Path(self.where).expanduser()
+        mount = _mount_point(path.parent)
+        return f"{path}, on the file system mounted at {mount}" if mount else str(path)
+
+    @contextmanager
+    def _db_errors(self, write: bool = False) -> Iterator[None]:
+        """Turn the driver's errors into :class:`DatabaseUnavailable` (an IntegrityError,
+        which create_job retries, passes); remember how this process's writes went."""
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except (DBAPIError, PoolTimeout) as exc:
+            error = self.unavailable(exc)
+            if write:
+                self.last_write_error = (_now(), error)
+            raise error from exc
+        if write:
+            self.last_write_error = None
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         # SQLite has one writer and its busy handler retries by sleeping, unfairly: threads of
         # this process queue on a lock instead, so concurrent requests get no long tail
-        with self._write_lock, self._write.begin() as conn:
+        with self._db_errors(write=True), self._write_lock, self._write.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._db_errors(), self._read.connect() as conn:
+            yield conn
+
+    def probe_write(self) -> DatabaseUnavailable | None:
+        """What keeps writes from working now, or None: a real, tiny commit (waiting at most
+        ``PROBE_BUSY_MS`` for a lock), and on SQLite the free space of the database's disk."""
+        free = self._free_bytes()
+        if free is not None and free < MIN_FREE_BYTES:
+            error = DatabaseUnavailable(
+                f"The disk holding the job database is full ({self.disk()}; "
+                f"{free // 1024} KiB free): writes fail until space is freed there.",
+                "disk_full",
+            )
+            self.last_write_error = (_now(), error)
+            return error
+        probed = self._probed
+        if probed is not None and time.monotonic() - probed[0] < PROBE_EVERY:
+            return probed[1]  # a health poller gets no commit of its own every time
+        problem = self._probe_commit()
+        self._probed = (time.monotonic(), problem)
+        return problem
+
+    def _probe_commit(self) -> DatabaseUnavailable | None:
+        try:
+            with self._db_errors(write=True), self._write_lock, self._write.connect() as conn:
+                raw: Any = conn.connection.dbapi_connection
+                if self.dialect == "sqlite":
+                    raw.execute(f"PRAGMA busy_timeout={PROBE_BUSY_MS}")
+                try:
+                    with conn.begin():
+                        conn.execute(
+                            update(meta).where(meta.c.key == "epoch").values(value=meta.c.value)
+                        )
+                finally:
+                    if self.dialect == "sqlite":
+                        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except DatabaseUnavailable as exc:
+            return exc
+        return None
 
     def _lock(self, conn: Connection, job_id: str) -> RowMapping:
         stmt = select(jobs).where(jobs.c.id == job_id)
@@ -314,23 +524,48 @@ class Store:
         items: Sequence[EventItem],
         latest: dict[str, Any] | None = None,
         ts: float | None = None,
+        dropped: list[tuple[EventItem, int]] | None = None,
     ) -> int:
-        """Append events to a locked job row, allocating gapless seqs; returns the new last_seq."""
+        """Append events to a locked job row, allocating gapless seqs; returns the new last_seq.
+
+        Given ``dropped``, the job's log limit (``log_limit``) applies: log lines past it
+        (but jobctl's own) are not stored but put in ``dropped``; the first of them becomes
+        one ``[jobctl] log truncated`` line.
+        """
         ts = _now() if ts is None else ts
         expanded: list[tuple[str, str]] = []
+        limit = row["log_limit"] if dropped is not None else None
+        stored = row["log_bytes"] or 0
         for item_type, data in items:
             type_ = str(item_type)  # an EventType's value: the column holds plain strings
             if type_ == _LOG and len(data.get("line", "")) > MAX_LOG_LINE:
-                for part in split_log_line(data["line"]):
-                    expanded.append((type_, _capped(type_, {**data, "line": part})))
+                parts = [
+                    (type_, _capped(type_, {**data, "line": part}))
+                    for part in split_log_line(data["line"])
+                ]
             else:
-                expanded.append((type_, _capped(type_, data)))
+                parts = [(type_, _capped(type_, data))]
+            if limit and type_ == _LOG and data.get("stream") != "jobctl":
+                size = sum(len(text) for _, text in parts)
+                if stored + size > limit:
+                    assert dropped is not None
+                    if stored <= limit:  # the first line past the limit: say so, once
+                        note = log_event(self._truncated_line(limit))[1]
+                        expanded.append((_LOG, _capped(_LOG, note)))
+                        stored = limit + 1
+                    dropped.append(((type_, data), size))
+                    continue
+                stored += size
+            expanded.extend(parts)
         first: int = row["last_seq"] + 1
         last: int = row["last_seq"] + len(expanded)
+        values = dict(latest or {})
+        if stored != (row["log_bytes"] or 0):
+            values["log_bytes"] = stored
         conn.execute(
             update(jobs)
             .where(jobs.c.id == row["id"])
-            .values(last_seq=last, updated_at=ts, **(latest or {}))
+            .values(last_seq=last, updated_at=ts, **values)
         )
         if expanded:
             conn.execute(
@@ -341,6 +576,41 @@ class Store:
                 ],
             )
         return last
+
+    @staticmethod
+    def _truncated_line(limit: int) -> str:
+        return (
+            f"[jobctl] log truncated: this job's log reached {_mib(limit)} "
+            "(c.JobCtl.max_log_bytes_per_job); what it prints from now on is not stored, "
+            f"except its last {_mib(LOG_TAIL_BYTES)}, stored when the job ends."
+        )
+
+    def _keep_dropped(self, job_id: str, dropped: list[tuple[EventItem, int]]) -> None:
+        if dropped:
+            log = self._dropped.setdefault(job_id, _DroppedLog())
+            for item, size in dropped:
+                log.add(item, size)
+
+    def flush_log_tail(self, job_id: str, attempt: int | None) -> int:
+        """Store the newest lines this process dropped past the job's log limit (at its end),
+        after a line saying how much was left out; returns how many lines were stored."""
+        log = self._dropped.get(job_id)
+        if log is None or not log.items:
+            self._dropped.pop(job_id, None)
+            return 0
+        kept = [item for item, _ in log.items]
+        note = (
+            f"[jobctl] log truncated: {log.dropped_lines - len(kept)} lines "
+            f"({_mib(log.dropped_bytes - log.bytes)}) past the job's log limit were not "
+            f"stored; its last {len(kept)} lines follow."
+        )
+        with self._tx() as conn:
+            row = self._lock(conn, job_id)
+            if attempt is not None and row["attempt"] != attempt:
+                return 0
+            self._append(conn, row, [log_event(note), *kept])
+        del self._dropped[job_id]
+        return len(kept)
 
     def _set_status(
         self,
@@ -443,7 +713,7 @@ class Store:
         return self.get_job(job_id), True
 
     def get_row(self, job_id: str) -> JobRow:
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         if row is None:
             raise JobNotFound(job_id)
@@ -454,7 +724,7 @@ class Store:
 
     def control(self, job_id: str) -> tuple[str, int, float | None] | None:
         """The cheap poll a running job does: (status, attempt, stop_requested_at)."""
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 select(jobs.c.status, jobs.c.attempt, jobs.c.stop_requested_at).where(
                     jobs.c.id == job_id
@@ -484,7 +754,7 @@ class Store:
                 | ((jobs.c.created_at == created) & (jobs.c.id < job_id))
             )
         stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(stmt).mappings().all()
         more = len(rows) > limit
         rows = rows[:limit]
@@ -493,7 +763,7 @@ class Store:
 
     def changed_since(self, since: float) -> list[tuple[float, JobJSON]]:
         """(updated_at, job) for jobs written at or after ``since`` (what the tailer fans out)."""
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.updated_at >= since)).mappings().all()
         return [(r["updated_at"], job_to_json(r)) for r in rows]
 
@@ -503,15 +773,15 @@ class Store:
             .where(jobs.c.kind == JobKind.TEST_BATCH.value, jobs.c.status.in_(_ACTIVE))
             .order_by(jobs.c.started_at)
         )
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             return [batch_to_json(r) for r in conn.execute(stmt).mappings().all()]
 
     def ping(self) -> None:
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     def active_rows(self) -> list[JobRow]:
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.status.in_(_ACTIVE))).mappings().all()
         return [cast(JobRow, dict(r)) for r in rows]
 
@@ -529,7 +799,7 @@ class Store:
         if type_:
             stmt = stmt.where(events.c.type == str(type_))
         stmt = stmt.order_by(events.c.seq).limit(limit)
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(stmt).mappings().all()
             if not rows:
                 self._require_job(conn, job_id)
@@ -546,7 +816,7 @@ class Store:
             "SELECT seq, type, ts, data FROM events"
             f" WHERE job_id = {mark} AND seq > {mark} ORDER BY seq LIMIT {mark}"
         )
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.execute(sql, (job_id, after, limit))
@@ -558,7 +828,7 @@ class Store:
         return rows
 
     def count_events(self, job_id: str) -> int:
-        with self._read.connect() as conn:
+        with self._reading() as conn:
             return int(
                 conn.execute(select(func.count()).where(events.c.job_id == job_id)).scalar() or 0
             )
@@ -573,8 +843,11 @@ class Store:
         stop_grace: float,
         kill_grace: float,
         heartbeat_interval: float,
+        max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES,
     ) -> JobRow:
-        """pending -> initializing with a new attempt; the caller then launches the supervisor."""
+        """pending -> initializing with a new attempt; the caller then launches the supervisor.
+
+        ``max_log_bytes`` (0 or None: no limit) bounds what the attempt's log may store."""
         with self._tx() as conn:
             row = self._lock(conn, job_id)
             if row["status"] != JobState.PENDING.value:
@@ -593,6 +866,7 @@ class Store:
                     "stop_grace": stop_grace,
                     "kill_grace": kill_grace,
                     "heartbeat_interval": heartbeat_interval,
+                    "log_limit": max_log_bytes or None,
                 },
             )
         return self.get_row(job_id)
@@ -669,9 +943,13 @@ class Store:
 
     def delete_finished_before(self, cutoff: float) -> int:
         """Retention: remove terminal jobs that finished before ``cutoff`` (never active ones)."""
+        return len(self.expire_finished_before(cutoff))
+
+    def expire_finished_before(self, cutoff: float) -> list[str]:
+        """:meth:`delete_finished_before`, returning the ids of the jobs it removed."""
         with self._tx() as conn:
             ids = [
-                r[0]
+                str(r[0])
                 for r in conn.execute(
                     select(jobs.c.id).where(
                         jobs.c.status.in_(_TERMINAL), jobs.c.finished_at < cutoff
@@ -681,7 +959,7 @@ class Store:
             if ids:
                 conn.execute(delete(events).where(events.c.job_id.in_(ids)))
                 conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
-        return len(ids)
+        return ids
 
     # ------------------------------------------------------ fenced writes (supervisor, worker)
 
@@ -739,8 +1017,10 @@ class Store:
         """Append a batch of events (and latest-field updates) in one transaction.
 
         Fenced: returns None and writes nothing when ``attempt`` is stale or the job is
-        terminal, so a declared-dead process can never add to a finished job.
+        terminal, so a declared-dead process can never add to a finished job. Log lines past
+        the job's log limit are kept back (see :meth:`flush_log_tail`).
         """
+        dropped: list[tuple[EventItem, int]] = []
         with self._tx() as conn:
             row: RowMapping | None
             if attempt is None:
@@ -751,12 +1031,16 @@ class Store:
                 row = self._fenced(conn, job_id, attempt)
                 if row is None:
                     return None
-            values = dict(latest or {})
+            values = _finite_latest(dict(latest or {}))
             if "metrics" in values and isinstance(values["metrics"], dict):
-                merged = json.loads(row["metrics"] or "{}")
+                merged = jsonsafe.loads_stored(row["metrics"] or "{}")
+                if not isinstance(merged, dict):
+                    merged = {}
                 merged.update(values["metrics"])
                 values["metrics"] = _capped(EventType.METRIC.value, merged)
-            return self._append(conn, row, items, values)
+            last = self._append(conn, row, items, values, dropped=dropped)
+        self._keep_dropped(job_id, dropped)
+        return last
 
     def set_reason(self, job_id: str, attempt: int, reason: str) -> None:
         with self._tx() as conn:

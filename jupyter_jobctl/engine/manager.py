@@ -15,14 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_jobctl.core.errors import Conflict, SpecError
+from jupyter_jobctl.core.errors import Conflict, DatabaseUnavailable, SpecError, StorageError
 from jupyter_jobctl.core.specs import validate_job
 from jupyter_jobctl.core.states import EventType, JobKind, JobState, TestOutcome
 from jupyter_jobctl.db.models import EventJSON, JobJSON, JobRow
+from jupyter_jobctl.db.store import DEFAULT_MAX_LOG_BYTES as DEFAULT_MAX_LOG_BYTES
 from jupyter_jobctl.db.store import Store, request_hash
 from jupyter_jobctl.engine.executors import Executor, make_executor
 
 log = logging.getLogger("jupyter_jobctl")
+
+# /health's ``db`` when reads work but writes do not, by DatabaseUnavailable.cause
+WRITE_PROBLEMS = {
+    "disk_full": "disk full",
+    "locked": "locked",
+    "read_only": "read-only",
+    "unreachable": "unreachable",
+    "failed": "write failed",
+}
 
 # An initializing job gets this long to show a supervisor before it can be called lost
 # (Ray PR #34223: recovery must not race a freshly started job).
@@ -86,17 +96,39 @@ class JobManager:
         executor_class: type[Executor] | None = None,
         migrate: bool = True,
         job_nice: int = 0,
+        base_dir: str | None = None,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+        tolerate_outage: bool = False,
     ) -> None:
         self.store = Store(db_url)
         self.db_url = self.store.url
-        if migrate:
-            self.store.upgrade()
+        # where a relative spec.cwd starts (the server's root_dir; else the process's cwd)
+        self.base_dir = base_dir
+        self.max_log_bytes = max_log_bytes  # per job attempt; 0: no limit
+        self._migrated = not migrate
+        if migrate:  # a server starts even while its database is down (/health says so)
+            self.migrate(tolerate=tolerate_outage)
         self.policy = policy or StopPolicy()
         self.executor: Executor = executor or make_executor(
             executor_name, executor_class, log_dir=self.store.log_dir(), job_nice=job_nice
         )
         self._reconciler: threading.Thread | None = None
         self._closing = threading.Event()
+
+    def migrate(self, *, tolerate: bool = False) -> bool:
+        """Bring the schema to head; with ``tolerate``, an unreachable database is logged
+        (and retried by :meth:`health` and the reconciler) instead of raised."""
+        if self._migrated:
+            return True
+        try:
+            self.store.upgrade()
+        except DatabaseUnavailable as exc:
+            if not tolerate:
+                raise
+            log.warning("jobctl: the job database cannot be migrated yet: %s", exc)
+            return False
+        self._migrated = True
+        return True
 
     # ------------------------------------------------------------ commands
 
@@ -114,7 +146,7 @@ class JobManager:
         Returns ``(job, created)``; ``created`` is False when the idempotency key matched an
         earlier identical request, whose job is returned unchanged.
         """
-        kind, name, clean = validate_job(kind, spec, name)
+        kind, name, clean = validate_job(kind, spec, name, base_dir=self.base_dir)
         body_hash = request_hash([kind, name, clean, bool(start)]) if idempotency_key else None
         job, created = self.store.create_job(
             kind, name, clean, idempotency_key=idempotency_key, body_hash=body_hash
@@ -131,11 +163,12 @@ class JobManager:
             stop_grace=p.stop_grace,
             kill_grace=p.kill_grace,
             heartbeat_interval=p.heartbeat_interval,
+            max_log_bytes=self.max_log_bytes,
         )
         try:
             spec = json.loads(row["spec"])
             kind = JobKind(row["kind"])
-            self.executor.launch(job_id, row["attempt"], self.db_url, kind, spec)
+            self.executor.launch(job_id, row["attempt"], self.db_url, kind, spec, row["name"])
         except OSError as exc:
             self.store.finish(
                 job_id,
@@ -146,7 +179,9 @@ class JobManager:
         return self.store.get_job(job_id)
 
     def stop(self, job_id: str) -> JobJSON:
-        """Idempotent and immediate: the supervisor sees the flag and runs the stop ladder."""
+        """Immediate: the job becomes ``stopping`` (the supervisor sees it and runs the stop
+        ladder); a pending job becomes ``cancelled``. Again on a ``stopping`` job: accepted,
+        nothing more happens. On a finished job: :class:`Conflict` naming its state."""
         return self.store.request_stop(job_id)
 
     def pause(self, job_id: str) -> JobJSON:
@@ -157,6 +192,7 @@ class JobManager:
 
     def delete(self, job_id: str) -> None:
         self.store.delete_job(job_id)
+        self.executor.forget(job_id)  # its supervisor logs go with it
 
     # ------------------------------------------------------------ queries
 
@@ -251,11 +287,23 @@ class JobManager:
         return self.store.changed_since(since)
 
     def health(self) -> dict[str, str]:
+        """``ok``, or ``degraded`` with what fails: reads (``db: unreachable``) or writes (a
+        tiny real commit, and on SQLite the free space of the database's disk)."""
         try:
             self.store.ping()
-            return {"status": "ok", "db": "ok"}
-        except Exception:
-            return {"status": "degraded", "db": "unreachable"}
+            if not self.migrate(tolerate=True):
+                raise DatabaseUnavailable("The job database's schema could not be brought up.")
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, StorageError) else "The job database failed."
+            return {"status": "degraded", "db": "unreachable", "reason": reason}
+        problem = self.store.probe_write()
+        if problem is not None:
+            return {
+                "status": "degraded",
+                "db": WRITE_PROBLEMS[problem.cause],
+                "reason": str(problem),
+            }
+        return {"status": "ok", "db": "ok"}
 
     def epoch(self) -> str:
         return self.store.epoch()
@@ -315,6 +363,10 @@ class JobManager:
                 "(killed, or the machine restarted)."
             )
             to = JobState.LOST
+        failed_write = self.store.last_write_error
+        if failed_write is not None and time.time() - failed_write[0] < 600:
+            # the database was failing lately: that is likely why no exit was recorded
+            reason = f"{reason[:-1]}; the job database was failing then: {failed_write[1]}"
         if self.store.finish(
             row["id"],
             row["attempt"],
@@ -330,17 +382,29 @@ class JobManager:
         """Delete terminal jobs (and their events) that finished more than ``days`` ago."""
         if days <= 0:
             return 0
-        return self.store.delete_finished_before(time.time() - days * 86400)
+        expired = self.store.expire_finished_before(time.time() - days * 86400)
+        for job_id in expired:
+            self.executor.forget(job_id)
+        return len(expired)
 
     def run_reconciler(self, interval: float | None = None, retention_days: float = 0) -> None:
         """Reconcile (and apply retention) now and then every ``interval`` s in a daemon thread."""
         every = interval or 3 * self.policy.heartbeat_interval
 
         def loop() -> None:
+            failing = False
             while not self._closing.is_set():
                 try:
-                    self.reconcile()
-                    self.apply_retention(retention_days)
+                    if self.migrate(tolerate=True):
+                        self.reconcile()
+                        self.apply_retention(retention_days)
+                    if failing:
+                        log.warning("jobctl: the job database works again")
+                    failing = False
+                except StorageError as exc:  # an outage: say it once, retry quietly
+                    if not failing:
+                        log.warning("jobctl: reconciliation paused: %s", exc)
+                    failing = True
                 except Exception:  # keep the loop alive; the next pass retries
                     log.exception("reconcile failed")
                 self._closing.wait(every)

@@ -5,6 +5,10 @@ Target: ``jupyter_jobctl.examples.train:main``. Config (validated by specs.valid
 ``mode`` (``smoke_test``: about one second per epoch, so a person can watch and stop it;
 ``full``: minutes), ``epochs``, ``batch_size``, ``learning_rate``, ``optimizer``
 (``adam`` | ``sgd`` | ``rmsprop``), ``seed``.
+
+Progress is in epochs (``done/total``), reported within an epoch too, as a fraction, at
+least every ``REPORT_EVERY`` seconds; it checkpoints while initialising and after every
+batch, so a stop is honoured at once in every phase.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ MODES: dict[str, _Mode] = {
     "full": {"samples": 200_000, "features": 64, "hidden": 256, "epoch_seconds": None},
 }
 CLASSES = 3
+REPORT_EVERY = 0.5  # seconds between progress reports within an epoch
 
 
 class _Optimizer:
@@ -68,17 +73,22 @@ def _data(rng: Any, n: int, d: int) -> tuple[Any, Any]:
 
 
 def main(config: dict[str, Any] | None = None) -> dict[str, float]:
-    import numpy as np
-
     job = jc.current()
     cfg = validate_demo_config(dict(config or job.config or {}), prefix="config")
     mode = MODES[cfg["mode"]]
+    epochs = cfg["epochs"]
     job.log(
         f"Initialising: mode={cfg['mode']} optimizer={cfg['optimizer']} "
-        f"lr={cfg['learning_rate']} batch_size={cfg['batch_size']} epochs={cfg['epochs']}"
+        f"lr={cfg['learning_rate']} batch_size={cfg['batch_size']} epochs={epochs}"
     )
+    job.set_progress(0, epochs, unit="epoch", checkpoint=False)
+    job.checkpoint("initialising")  # a stop before numpy loads
+    import numpy as np
+
+    job.checkpoint("initialising")
     rng = np.random.default_rng(cfg["seed"])
     x, y = _data(rng, mode["samples"], mode["features"])
+    job.checkpoint("initialising")
     split = int(0.8 * len(x))
     x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
     d, h = mode["features"], mode["hidden"]
@@ -104,7 +114,8 @@ def main(config: dict[str, Any] | None = None) -> dict[str, float]:
     # smoke_test paces each epoch to about a second so a person can watch and stop it
     pause = (mode["epoch_seconds"] / batches) if mode["epoch_seconds"] else 0.0
     result: dict[str, float] = {}
-    for epoch in job.progress(range(1, cfg["epochs"] + 1), unit="epoch"):
+    next_report = time.monotonic() + REPORT_EVERY
+    for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
         order = rng.permutation(split)
         total_loss = 0.0
@@ -123,6 +134,10 @@ def main(config: dict[str, Any] | None = None) -> dict[str, float]:
             g_b1 = g_hid.sum(axis=0)
             opt.step(params, [g_w1, g_b1, g_w2, g_b2])
             job.checkpoint(f"epoch {epoch} batch {b + 1}/{batches}")
+            if (now := time.monotonic()) >= next_report and b + 1 < batches:
+                done = round(epoch - 1 + (b + 1) / batches, 3)  # within the epoch
+                job.set_progress(done, epochs, unit="epoch", checkpoint=False)
+                next_report = now + REPORT_EVERY
             if pause:
                 target = t0 + pause * (b + 1)
                 delay = target - time.monotonic()
@@ -133,8 +148,10 @@ def main(config: dict[str, Any] | None = None) -> dict[str, float]:
         accuracy = float((val_probs.argmax(axis=1) == y_val).mean())
         train_loss = total_loss / batches
         job.metric(step=epoch, loss=train_loss, val_loss=val_loss, accuracy=accuracy)
+        job.set_progress(epoch, epochs, unit="epoch", checkpoint=False)
+        next_report = time.monotonic() + REPORT_EVERY
         job.log(
-            f"epoch {epoch}/{cfg['epochs']} loss {train_loss:.4f} "
+            f"epoch {epoch}/{epochs} loss {train_loss:.4f} "
             f"val_loss {val_loss:.4f} accuracy {accuracy:.3f}"
         )
         result = {"loss": train_loss, "val_loss": val_loss, "accuracy": accuracy}

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from jupyter_jobctl.db.store import preload_driver
-from jupyter_jobctl.procs import processes, supervisor
+from jupyter_jobctl.procs import processes, supervisor, title
 
 REAP_EVERY = 1.0  # seconds: finished supervisors are collected at least this often
 
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Ctrl-C in the server's terminal reaches our process group too: the server decides
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    title.set_title("launcher")  # in ps, not the database URL of its command line
     preload_driver(argv[0])
     serve()
     return 0

@@ -11,6 +11,7 @@ finds the job's stray processes in /proc (see :mod:`processes`).
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import select
@@ -21,10 +22,13 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from jupyter_jobctl.core.errors import JobNotFound, StorageError
+from jupyter_jobctl.core.outage import Outage
 from jupyter_jobctl.core.states import EventType, JobKind, JobState
-from jupyter_jobctl.procs import handshake, processes
+from jupyter_jobctl.procs import handshake, processes, title
 from jupyter_jobctl.procs.processes import Identity
 
 if TYPE_CHECKING:
@@ -38,8 +42,28 @@ TICK = 0.025  # how often the job row is read for stop/pause
 FLUSH_EVERY = 0.05
 
 
+MAX_BUFFERED = 20_000  # log events held while the database is away; then the pipes wait
+READ_CHUNK = 1 << 16  # bytes read from a pipe at once
+MAX_LINE = 8 * 1024  # characters: a longer line is cut into pieces (as the store's events)
+RETRY_FOR = 24 * 3600.0  # seconds a write that must happen is retried through an outage
+T = TypeVar("T")
+
+
+def _say(message: str) -> None:
+    """The supervisor's own diagnostics: its stderr is its log file (executor's log_dir)."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # that file's disk may be the full one: never fail for it
+        pass
+
+
 class _LogPump:
-    """Reads a pipe line by line into a shared queue of log events."""
+    """Reads a pipe in bounded chunks into a shared queue of log events, one per line.
+
+    Never holds more than one chunk and ``MAX_LINE`` characters of a line: a longer line
+    becomes several events. While the queue is full (the database is away) it stops
+    reading, so the job blocks on its own output instead of anything being dropped.
+    """
 
     def __init__(self, pipe: IO[bytes], stream: str, queue: deque[EventItem]) -> None:
         self.thread = threading.Thread(target=self._run, args=(pipe, stream, queue), daemon=True)
@@ -48,10 +72,32 @@ class _LogPump:
     @staticmethod
     def _run(pipe: IO[bytes], stream: str, queue: deque[EventItem]) -> None:
         log = EventType.LOG.value
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        fd = pipe.fileno()
+        partial = ""
         with pipe:
-            for raw in iter(pipe.readline, b""):
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                queue.append((log, {"line": line, "stream": stream}))
+            while True:
+                try:
+                    raw = os.read(fd, READ_CHUNK)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                    continue
+                text = partial + decoder.decode(raw, final=not raw)
+                if raw:
+                    lines = text.split("\n")
+                    partial = lines.pop()  # no newline yet: the start of the next line
+                else:  # the end: what is left is a last line without a newline
+                    lines, partial = ([text] if text else []), ""
+                while len(partial) > MAX_LINE:  # an endless line: its pieces, as they come
+                    lines.append(partial[:MAX_LINE])
+                    partial = partial[MAX_LINE:]
+                for line in lines:
+                    while len(queue) >= MAX_BUFFERED:
+                        time.sleep(0.01)
+                    line = line[:-1] if line.endswith("\r") else line
+                    for i in range(0, max(len(line), 1), MAX_LINE):
+                        queue.append((log, {"line": line[i : i + MAX_LINE], "stream": stream}))
+                if not raw:
+                    return
 
 
 class Supervisor:
@@ -65,8 +111,14 @@ class Supervisor:
         self.worker_id: Identity | None = None
         self.sent: set[str] = set()
         self.group_stopped = False
-        self.handshake: socket.socket | None = None  # until the worker said READY
-        self.to_worker: socket.socket | None = None  # after GO: a stop is said here too
+        # the pair with a Python worker, open for its life: READY/GO, STOP at any time, and
+        # the events the worker hands over when it ends before its own store opened
+        self.handshake: socket.socket | None = None
+        self.inbox = handshake.Inbox()
+        # a database outage: retried with backoff, said sparingly (to the supervisor's log)
+        self.outage = Outage(f"supervisor of job {job_id}", _say)
+        self.job_code_started = False  # a command at once; a Python worker once told GO
+        self.stopped_early = False  # stopped before GO: the worker was ended, nothing ran
 
     # ------------------------------------------------------------ helpers
 
@@ -79,16 +131,65 @@ class Supervisor:
     def jobctl_log(self, line: str) -> None:
         self.logs.append((EventType.LOG.value, {"line": line, "stream": "jobctl"}))
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write the buffered events in order; False (kept, retried later) when it failed
+        or an outage's backoff says not yet."""
         if not self.logs:
-            return
+            return True
+        if self._store is None or not self.outage.due():
+            return False
         batch = []
         while self.logs:
             batch.append(self.logs.popleft())
+        began = time.monotonic()
         try:
             self.store.append_events(self.job_id, self.attempt, batch)
-        except Exception:
+        except StorageError as exc:
+            self.logs.extendleft(reversed(batch))  # retry after the backoff; never drop
+            self.outage.failed(exc, len(self.logs), time.monotonic() - began)
+            return False
+        except JobNotFound:  # deleted (it was declared over): nothing is ours to write
+            self.logs.clear()
+            return True
+        except Exception as exc:  # not a database error we know: the same, to be safe
             self.logs.extendleft(reversed(batch))  # retry on the next tick; never drop
+            self.outage.failed(exc, len(self.logs), time.monotonic() - began)
+            return False
+        self._recovered()
+        return True
+
+    def _recovered(self) -> None:
+        cause = self.outage.last_error
+        lasted = self.outage.succeeded()
+        if lasted is not None:  # the job's log says there was an outage, and why
+            self.jobctl_log(
+                f"[jobctl] the job database could not be written for {lasted:.1f} s "
+                f"({cause}); the job kept running and its events were kept and written in order"
+            )
+
+    def _persist(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A database call that must happen (the job's state): retried with backoff through
+        an outage (up to ``RETRY_FOR``), the buffered events written first."""
+        while True:
+            began = time.monotonic()
+            try:
+                result = fn(*args, **kwargs)
+            except StorageError as exc:
+                delay = self.outage.failed(exc, len(self.logs), time.monotonic() - began)
+                if time.monotonic() - (self.outage.since or 0.0) > RETRY_FOR:
+                    raise
+                time.sleep(delay)
+                continue
+            self._recovered()
+            return result
+
+    def _drain(self) -> None:
+        """Write every buffered event (before the job's last state), however long it takes
+        (and the note of an outage that ended meanwhile)."""
+        while not self.flush() or self.logs:
+            if time.monotonic() - (self.outage.since or time.monotonic()) > RETRY_FOR:
+                return
+            time.sleep(max(0.01, self.outage.delay))
 
     def _signal(self, sig: int, *, group: bool, label: str) -> None:
         assert self.worker_id is not None
@@ -109,10 +210,12 @@ class Supervisor:
 
     def run(self, launch: dict[str, Any] | None) -> int:
         processes.become_subreaper()
+        name = (launch or {}).get("name")
+        title.set_title("supervisor", self.job_id, name)  # not the launcher's command line
         spawn_error: OSError | None = None
         if launch is not None:
             try:
-                self._spawn(launch["kind"], launch["spec"])
+                self._spawn(launch["kind"], launch["spec"], name)
             except OSError as exc:
                 spawn_error = exc
         from jupyter_jobctl.db.store import Store
@@ -120,18 +223,27 @@ class Supervisor:
         self._store = Store(self.db_url)
         me = Identity.of(os.getpid())
         assert me is not None
-        if not self.store.record_process(
-            self.job_id, self.attempt, "supervisor", me.pid, me.start, me.boot
+        if not self._persist(
+            self.store.record_process,
+            self.job_id,
+            self.attempt,
+            "supervisor",
+            me.pid,
+            me.start,
+            me.boot,
         ):
             # stale attempt or already finished: nothing here is ours to run
             if self.worker is not None and self.worker_id is not None:
                 processes.signal_group(self.worker_id, signal.SIGKILL)
                 self.worker.wait()
             return 0
-        row = self.store.get_row(self.job_id)
+        row = self._persist(self.store.get_row, self.job_id)
+        if name is None:
+            title.set_title("supervisor", self.job_id, row["name"])
         if self.worker is None and spawn_error is None:
             if row["status"] == JobState.STOPPING:
-                self.store.finish(
+                self._persist(
+                    self.store.finish,
                     self.job_id,
                     self.attempt,
                     JobState.CANCELLED,
@@ -140,11 +252,12 @@ class Supervisor:
                 )
                 return 0
             try:
-                self._spawn(row["kind"], json.loads(row["spec"]))
+                self._spawn(row["kind"], json.loads(row["spec"]), row["name"])
             except OSError as exc:
                 spawn_error = exc
         if spawn_error is not None:
-            self.store.finish(
+            self._persist(
+                self.store.finish,
                 self.job_id,
                 self.attempt,
                 JobState.FAILED,
@@ -157,17 +270,28 @@ class Supervisor:
         # a command runs once its process exists; a Python worker says so itself, when its
         # runtime is attached and the job's code is about to run
         if row["kind"] == JobKind.COMMAND:
-            self.store.mark_running(self.job_id, self.attempt, worker)
+            self._persist(self.store.mark_running, self.job_id, self.attempt, worker)
+            self.job_code_started = True
         else:
-            self.store.record_process(
-                self.job_id, self.attempt, "worker", worker.pid, worker.start, worker.boot
+            self._persist(
+                self.store.record_process,
+                self.job_id,
+                self.attempt,
+                "worker",
+                worker.pid,
+                worker.start,
+                worker.boot,
             )
         status = self._watch(row)
         return self._finish(status)
 
-    def _spawn(self, kind: JobKind | str, spec: dict[str, Any]) -> None:
+    def _spawn(self, kind: JobKind | str, spec: dict[str, Any], name: str | None = None) -> None:
         env = dict(os.environ)
-        env.update(spec.get("env") or {})
+        # the job's env never overrides jobctl's own variables (specs refuse them; a spec
+        # stored before that rule is filtered here)
+        env.update(
+            {k: v for k, v in (spec.get("env") or {}).items() if not k.startswith("JOBCTL_")}
+        )
         env.update(
             {
                 processes.JOB_ENV: self.job_id,
@@ -189,7 +313,7 @@ class Supervisor:
             ]
             self.handshake, theirs = socket.socketpair()
             env[handshake.FD_ENV] = str(theirs.fileno())
-            env.update(handshake.plan_env(kind, spec))  # no database read before READY
+            env.update(handshake.plan_env(kind, spec, name))  # no database read before READY
         nice = env.pop(processes.NICE_ENV, "0")
         try:
             self.worker = processes.spawn(
@@ -219,8 +343,10 @@ class Supervisor:
         pidfd = os.pidfd_open(self.worker.pid)
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
-        if self.handshake is not None:
-            poller.register(self.handshake.fileno(), select.POLLIN)
+        channel = self.handshake
+        if channel is not None:
+            channel.setblocking(False)
+            poller.register(channel.fileno(), select.POLLIN)
         interval = row["heartbeat_interval"] or 1.0
         next_beat = time.monotonic() + interval
         next_flush = time.monotonic() + FLUSH_EVERY
@@ -228,9 +354,9 @@ class Supervisor:
         try:
             while True:
                 ready = dict(poller.poll(TICK * 1000))
-                if self.handshake is not None and self.handshake.fileno() in ready:
-                    poller.unregister(self.handshake.fileno())
-                    self._answer_worker()
+                if channel is not None and channel.fileno() in ready and not self._hear(channel):
+                    poller.unregister(channel.fileno())
+                    channel = None  # the worker closed its end: nothing more to hear
                 if pidfd in ready:
                     break
                 now = time.monotonic()
@@ -238,9 +364,17 @@ class Supervisor:
                     self.flush()
                     next_flush = now + FLUSH_EVERY
                 if now >= next_beat:
-                    self.store.heartbeat(self.job_id, self.attempt)
                     next_beat = now + interval
+                    try:  # an outage must not end the job: the next beat retries
+                        self.store.heartbeat(self.job_id, self.attempt)
+                    except StorageError as exc:
+                        self.outage.failed(exc, len(self.logs), time.monotonic() - now)
+                    else:
+                        if not self.logs:  # with events waiting, their write decides
+                            self._recovered()
                 self._obey(command)
+            if channel is not None:
+                self._hear_rest(channel)  # what it handed over on its way out
             # exited: observe without reaping, so the group id stays ours while we clean up
             info = os.waitid(os.P_PID, self.worker.pid, os.WEXITED | os.WNOWAIT)
             assert info is not None
@@ -250,37 +384,69 @@ class Supervisor:
             self.worker.returncode = os.waitstatus_to_exitcode(wait_status)
         finally:
             os.close(pidfd)
-            for end in (self.handshake, self.to_worker):
-                if end is not None:
-                    end.close()
+            if self.handshake is not None:
+                self.handshake.close()
         for pump in self.pumps:
             pump.thread.join(timeout=2)
         self.flush()
         return wait_status
 
-    def _answer_worker(self) -> None:
-        """The worker is ready: mark the job running and tell it to go (or to stop)."""
-        end, self.handshake = self.handshake, None
-        assert end is not None
+    def _hear(self, end: socket.socket) -> bool:
+        """Read what the worker said; False once it closed its end (or is gone)."""
         try:
-            if end.recv(1) == handshake.READY:
-                status = self.store.mark_running(self.job_id, self.attempt)
-                handshake.answer(end, status)
-                if status in handshake.RUNNABLE:
-                    self.to_worker, end = end, None  # kept: a later stop is said here at once
+            data = end.recv(1 << 16)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        for message in self.inbox.feed(data):
+            if message == handshake.READY:
+                self._answer_ready(end)
+            else:
+                events, latest = message
+                self._take_over(events, latest)
+        return bool(data)
+
+    def _hear_rest(self, end: socket.socket) -> None:
+        """The worker has exited: read what is left on the pair, up to its end."""
+        end.settimeout(2.0)  # a grandchild holding the worker's end must not stall us
+        try:
+            while self._hear(end):
+                pass
+        except TimeoutError:
+            pass
+
+    def _answer_ready(self, end: socket.socket) -> None:
+        """The worker is ready: mark the job running and tell it to go (or to stop)."""
+        try:
+            status = self._persist(self.store.mark_running, self.job_id, self.attempt)
+            handshake.answer(end, status)
+            if status in handshake.RUNNABLE:
+                self.job_code_started = True
+            else:
+                self.sent.add("coop")  # it was told to stop: no second STOP
         except OSError:
             pass  # the worker is gone; its exit is what we record
-        finally:
-            if end is not None:
-                end.close()
+
+    def _take_over(self, events: list[EventItem], latest: dict[str, Any]) -> None:
+        """Events the worker reported before its store opened: written here, in order."""
+        self.flush()  # its output so far comes first
+        self.logs.extend(events)
+        self.flush()
+        if latest:
+            try:  # through an outage too: the worker handed it over to be kept
+                self._persist(self.store.append_events, self.job_id, self.attempt, [], latest)
+            except Exception as exc:
+                self.jobctl_log(f"[jobctl] the job's last progress could not be stored: {exc}")
 
     def _tell_worker_to_stop(self) -> None:
         """The stop flag, straight to the worker's runtime: no wait for its database poll
-        (nor for its database connection, which it opens in the background at start)."""
-        if self.to_worker is not None and "coop" not in self.sent:
+        (nor for its database connection, which it opens in the background at start). Said
+        before READY too: the worker reads the pair from its first moment."""
+        if self.handshake is not None and "coop" not in self.sent:
             self.sent.add("coop")
             try:
-                self.to_worker.sendall(handshake.STOP)
+                self.handshake.sendall(handshake.STOP)
             except OSError:
                 pass  # gone already
 
@@ -295,12 +461,21 @@ class Supervisor:
             return
         status = row["status"]
         if status == JobState.STOPPING or row["stop_requested_at"] is not None:
+            if not self.job_code_started:
+                # not told GO: only jobctl's start-up ran in the worker, nothing of the job's
+                # (its code starts after GO alone). No unwinding to wait for, however long a
+                # Python start takes on this machine: end it now.
+                if not self.stopped_early:
+                    self.stopped_early = True
+                    processes.signal_group(worker, signal.SIGKILL)
+                return
             self._tell_worker_to_stop()
             if self.group_stopped:
                 processes.signal_group(worker, signal.SIGCONT)
                 self.group_stopped = False
             now = time.time()
-            if "int" not in self.sent and row["interrupt_at"] and now >= row["interrupt_at"]:
+            interrupt_at = row["interrupt_at"]
+            if "int" not in self.sent and interrupt_at and now >= interrupt_at:
                 self.sent.add("int")
                 self._signal(signal.SIGINT, group=command, label="interrupt_after")
             if "term" not in self.sent and row["term_at"] and now >= row["term_at"]:
@@ -312,11 +487,11 @@ class Supervisor:
         elif command and status == JobState.PAUSED and not self.group_stopped:
             processes.signal_group(worker, signal.SIGSTOP)
             self.group_stopped = True
-            self.store.set_worker_stopped(self.job_id, self.attempt, True)
+            self._persist(self.store.set_worker_stopped, self.job_id, self.attempt, True)
         elif command and status == JobState.RUNNING and self.group_stopped:
             processes.signal_group(worker, signal.SIGCONT)
             self.group_stopped = False
-            self.store.set_worker_stopped(self.job_id, self.attempt, False)
+            self._persist(self.store.set_worker_stopped, self.job_id, self.attempt, False)
 
     def crashed(self, exc: BaseException) -> None:
         """Never leave a job initializing or running behind a dead supervisor."""
@@ -343,9 +518,22 @@ class Supervisor:
         sig = processes.signal_name(-code) if code < 0 else None
         exit_code = code if code >= 0 else None
         how = f"killed by {sig}" if sig else f"exit code {code}"
-        row = self.store.get_row(self.job_id)
-        if row["status"] == JobState.STOPPING:
-            self.store.finish(
+        self._drain()  # everything the job said comes before its end
+        self._persist(self.store.flush_log_tail, self.job_id, self.attempt)
+        row = self._persist(self.store.get_row, self.job_id)
+        self._drain()  # an outage that ended just now left a note
+        if row["status"] == JobState.STOPPING and self.stopped_early:
+            self._persist(
+                self.store.finish,
+                self.job_id,
+                self.attempt,
+                JobState.CANCELLED,
+                reason="Stopped before the job started.",
+                logs=["[CANCELLATION] stopped before the job's code started"],
+            )
+        elif row["status"] == JobState.STOPPING:
+            self._persist(
+                self.store.finish,
                 self.job_id,
                 self.attempt,
                 JobState.CANCELLED,
@@ -355,11 +543,14 @@ class Supervisor:
                 logs=[f"[CANCELLATION] job cancelled (worker {how})"],
             )
         elif code == 0:
-            self.store.finish(self.job_id, self.attempt, JobState.COMPLETED, exit_code=0)
+            self._persist(
+                self.store.finish, self.job_id, self.attempt, JobState.COMPLETED, exit_code=0
+            )
         else:
             detail = row["reason"]  # what the worker said went wrong, if it could
             reason = f"{detail.rstrip('.')} (worker {how})." if detail else f"Worker {how}."
-            self.store.finish(
+            self._persist(
+                self.store.finish,
                 self.job_id,
                 self.attempt,
                 JobState.FAILED,

@@ -17,12 +17,14 @@ import os
 import runpy
 import signal
 import sys
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from jupyter_jobctl import runtime
+from jupyter_jobctl.core.errors import StorageError
 from jupyter_jobctl.core.states import JobKind
-from jupyter_jobctl.procs import handshake
+from jupyter_jobctl.procs import handshake, title
 from jupyter_jobctl.runtime import Cancelled
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 EXIT_CANCELLED = 0  # a cooperative cancel is a clean exit; the job's status says "cancelled"
 EXIT_INTERRUPTED = 130
+REASON_PATIENCE = 60.0  # seconds a failure's reason is retried through a database outage
 
 
 def _call_target(target: str, config: dict[str, Any]) -> Any:
@@ -45,17 +48,25 @@ def _call_target(target: str, config: dict[str, Any]) -> Any:
     return func(config) if wants_config else func()
 
 
-def _run_pytest(job_id: str, attempt: int, stores: _LazyStore, args: list[str]) -> int:
-    """Run pytest with the jobctl plugin; a run that finished (even with failures) is 0."""
+def _run_pytest(job: runtime.Job, stores: _LazyStore, args: list[str]) -> int:
+    """Run pytest with the jobctl plugin; a run that finished (even with failures) is 0, a
+    stopped one pytest's ``interrupted`` code, 2 (the job is then ``cancelled``)."""
     import pytest
 
+    code = int(pytest.main([*args, "-p", "jupyter_jobctl.pytest_plugin"]))
+    # imported only now: pytest imports it for ``-p`` itself, with its assertion rewriting
+    # (imported before, pytest warned "Module already imported so cannot be rewritten")
     from jupyter_jobctl import pytest_plugin
 
-    code = int(pytest.main([*args, "-p", "jupyter_jobctl.pytest_plugin"]))
+    if job.should_stop():
+        _unwinding()
     pytest_plugin.ensure_summary(code)
     if code in (0, 1):
         return 0  # the batch completed; failures are in its results and counts
-    stores.get().set_reason(
+    if job.should_stop():
+        return code  # stopped: the summary says so; the supervisor records `cancelled`
+    job_id, attempt = job.id, job.attempt
+    stores.set_reason(
         job_id,
         attempt,
         f"pytest exit code {code}: {pytest_plugin.EXIT_MEANING.get(code, 'failed')}.",
@@ -77,29 +88,40 @@ class _LazyStore:
             self._store = Store(self.db_url)
         return self._store
 
+    def set_reason(self, job_id: str, attempt: int, reason: str) -> None:
+        """Say why the job failed; through a database outage too (retried for a while: the
+        supervisor records the end, with the exit code, whatever happens here)."""
+        deadline = time.monotonic() + REASON_PATIENCE
+        delay = 0.05
+        while True:
+            try:
+                self.get().set_reason(job_id, attempt, reason)
+                return
+            except StorageError:
+                if time.monotonic() + delay > deadline:
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
 
 
 def _plan(job_id: str, stores: _LazyStore) -> dict[str, Any]:
-    """The job's kind and spec: from the supervisor's environment, else from the database."""
+    """The job's kind, spec and name: from the supervisor's environment, else the database."""
     raw = os.environ.pop(handshake.PLAN_ENV, None)
     if raw is not None:
         return dict(json.loads(raw))
     row = stores.get().get_row(job_id)
-    return {"kind": row["kind"], "spec": json.loads(row["spec"])}
+    return {"kind": row["kind"], "spec": json.loads(row["spec"]), "name": row["name"]}
 
 
-def _may_start(job_id: str, attempt: int, stores: _LazyStore) -> bool:
+def _may_start(job: runtime.Job, stores: _LazyStore) -> bool:
     """Become running (through the supervisor when it handed us a handshake socket)."""
-    end = handshake.worker_end()
-    if end is None:
-        return stores.get().mark_running(job_id, attempt) in handshake.RUNNABLE
-    if not handshake.ready(end):
-        return False
-    runtime.listen_for_stop(end)
-    return True
+    if job.channel is None:
+        return stores.get().mark_running(job.id, job.attempt) in handshake.RUNNABLE
+    return job.channel.ready()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,14 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     db_url = os.environ["JOBCTL_DB_URL"]
     stores = _LazyStore(db_url)
     plan = _plan(job_id, stores)
+    title.set_title("worker", job_id, plan.get("name"))
     spec = plan["spec"]
-    job = runtime.attach(job_id, attempt, db_url, spec.get("config", {}), _freeze_own_heap)
+    # the handshake pair is read from here on: a stop is seen before the job's first statement
+    end = handshake.worker_end()
+    job = runtime.attach(job_id, attempt, db_url, spec.get("config", {}), _freeze_own_heap, end)
     code = 0
     try:
-        if not _may_start(job_id, attempt, stores):
+        if not _may_start(job, stores):
             raise Cancelled("start")  # a stop came before the job's code ran
         if plan["kind"] == JobKind.TEST_BATCH:
-            code = _run_pytest(job_id, attempt, stores, spec.get("args", []))
+            code = _run_pytest(job, stores, spec.get("args", []))
         else:
             result = _call_target(spec["target"], spec.get("config", {}))
             if isinstance(result, int) and not isinstance(result, bool):
@@ -129,17 +154,21 @@ def main(argv: list[str] | None = None) -> int:
         if job.should_stop() or _stop_pending(stores.get(), job_id):
             job.log("[CANCELLATION] interrupted by SIGINT", stream="jobctl")
         else:
-            stores.get().set_reason(job_id, attempt, "Interrupted by SIGINT.")
+            stores.set_reason(job_id, attempt, "Interrupted by SIGINT.")
         code = EXIT_INTERRUPTED
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException as exc:
         traceback.print_exc()
         sys.stderr.flush()
-        stores.get().set_reason(job_id, attempt, f"{type(exc).__name__}: {exc}")
+        stores.set_reason(job_id, attempt, f"{type(exc).__name__}: {exc}")
         code = 1
     finally:
         runtime.detach()
+        if job.handed_over:
+            # it ended before its store opened, SQLAlchemy half imported: exit without the
+            # interpreter's collections walking that heap (see _freeze_own_heap)
+            _freeze_own_heap()
         stores.close()
     return code
 
@@ -165,7 +194,10 @@ def _unwinding() -> None:
 
 
 def _stop_pending(store: Store, job_id: str) -> bool:
-    ctl = store.control(job_id)
+    try:
+        ctl = store.control(job_id)
+    except StorageError:  # an outage: no stop can have been asked for meanwhile
+        return False
     return ctl is not None and ctl[2] is not None
 
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, TraitError, Type, Unicode, default, validate
 
+from jupyter_jobctl.core.errors import StorageError
 from jupyter_jobctl.core.states import JobState
-from jupyter_jobctl.engine.manager import JobManager, StopPolicy
+from jupyter_jobctl.engine.manager import DEFAULT_MAX_LOG_BYTES, JobManager, StopPolicy
 from jupyter_jobctl.server.handlers import ROUTES, NotFoundHandler, url_pattern
 from jupyter_jobctl.server.hub import EventHub
 from jupyter_jobctl.server.stream import WS_ROUTES
@@ -86,6 +87,13 @@ class JobCtl(ExtensionApp):
     tail_interval = Float(0.025, help="Seconds between looks at the database for new events.").tag(
         config=True
     )
+    max_log_bytes_per_job = Integer(
+        DEFAULT_MAX_LOG_BYTES,
+        min=0,
+        help="Most bytes of log one job stores (0: no limit). Past it a '[jobctl] log "
+        "truncated' line is stored, then nothing more of the log until the job ends, when "
+        "its last MiB is stored: a job that floods its output cannot fill the database.",
+    ).tag(config=True)
 
     @validate("executor")
     def _valid_executor(self, proposal: Any) -> str:
@@ -115,6 +123,9 @@ class JobCtl(ExtensionApp):
             executor_name=self.executor,
             executor_class=self.executor_class,
             job_nice=self.job_nice,
+            base_dir=self._root_dir(),
+            max_log_bytes=self.max_log_bytes_per_job,
+            tolerate_outage=True,
         )
         self.db_pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="jobctl-db")
         self.health_pool = ThreadPoolExecutor(1, thread_name_prefix="jobctl-health")
@@ -132,13 +143,22 @@ class JobCtl(ExtensionApp):
         self.settings["jobctl_hub"] = self.hub
         self.log.info("jobctl: job database %s", self.manager.db_url)
         # before the first request: re-adopt live jobs, end those whose processes are gone
-        outcome = self.manager.reconcile()
+        try:
+            outcome = self.manager.reconcile()
+        except StorageError as exc:  # disk full, database down: load anyway, /health says so
+            self.log.warning("jobctl: reconciliation failed at start (retried later): %s", exc)
+            return
         self.log.info(
             "jobctl: re-adopted %d job(s); %d lost, %d failed",
             len(outcome["adopted"]),
             len(outcome[JobState.LOST]),
             len(outcome[JobState.FAILED]),
         )
+
+    def _root_dir(self) -> str | None:
+        """The server's root_dir: where a relative spec.cwd starts, as in Jupyter."""
+        root = getattr(self.serverapp, "root_dir", None)
+        return str(root) if root else None
 
     def initialize_handlers(self) -> None:
         for path, handler in ROUTES + WS_ROUTES:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from tornado import websocket
 from tornado.iostream import StreamClosedError
 
+from jupyter_jobctl.core.jsonsafe import clean_text, needs_cleaning
 from jupyter_jobctl.core.timestamps import iso
 
 SLICE = 500  # frames written to a socket at once (one syscall)
@@ -55,11 +56,13 @@ def _type_json(type_: str) -> str:
 
 
 def event_frames(job_id: str, rows: Iterable[tuple[int, str, float, str]]) -> list[bytes]:
-    """Frames of stored events; the stored data is JSON already: spliced, never re-encoded."""
+    """Frames of stored events; the stored data is JSON already: spliced, never re-encoded
+    (but data written before NaN/Infinity were named, which is re-encoded strictly)."""
     head = '{"type":"event","job":' + json.dumps(job_id) + ',"seq":'
     return [
         text_frame(
-            f'{head}{seq},"event":{_type_json(type_)},"ts":"{iso(ts)}","data":{data}}}'.encode()
+            f'{head}{seq},"event":{_type_json(type_)},"ts":"{iso(ts)}","data":'
+            f"{clean_text(data) if needs_cleaning(data) else data}}}".encode()
         )
         for seq, type_, ts, data in rows
     ]

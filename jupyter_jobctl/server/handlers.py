@@ -17,6 +17,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
+from jupyter_jobctl.core import jsonsafe
 from jupyter_jobctl.core.errors import Conflict, JobctlError, JobNotFound, SpecError, StorageError
 from jupyter_jobctl.server import openapi
 
@@ -33,7 +34,7 @@ ERROR_STATUS: list[tuple[type[JobctlError], int]] = [
     (SpecError, 400),
     (JobNotFound, 404),
     (Conflict, 409),
-    (StorageError, 503),
+    (StorageError, 503),  # every database failure (DatabaseUnavailable): its sentence
 ]
 
 
@@ -88,7 +89,7 @@ class ErrorMixin:
         if status_code == 405:  # RFC 9110: say which methods the route has
             handler.set_header("Allow", ", ".join(allowed_methods(type(handler))))
         handler.set_header("Content-Type", "application/json; charset=UTF-8")
-        handler.finish(json.dumps(body))
+        handler.finish(jsonsafe.dumps(body))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, JobctlError):
@@ -120,6 +121,13 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SpecError("body", f"The request body is not valid JSON ({exc}).") from None
+        except RecursionError:
+            field = jsonsafe.too_deep_field(raw)
+            raise SpecError(
+                field, f"{field} is nested more than {jsonsafe.MAX_DEPTH} levels deep."
+            ) from None
+        # strict JSON: bounded depth, no NaN/Infinity, no lone surrogates (400 naming the field)
+        jsonsafe.check_request(body)
         return openapi.validate_body(schema, body)
 
     def int_arg(self, name: str, default: int, low: int, high: int = MAX_INT) -> int:
@@ -135,9 +143,10 @@ class JobctlHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
         return value
 
     def send(self, obj: Any, status: int = 200) -> None:
+        """Strict JSON: a NaN/Infinity a job reported goes out as "NaN"/"Infinity" (jsonsafe)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(obj))
+        self.finish(jsonsafe.dumps(obj))
 
     def hub(self) -> EventHub:
         hub: EventHub = self.settings["jobctl_hub"]

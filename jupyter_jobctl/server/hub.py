@@ -101,6 +101,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.replays = asyncio.Semaphore(settings.get("jobctl_max_replays", 8))
+        self._failing = False  # the tail query failed last time (an outage): log it once
 
     def ensure_started(self) -> None:
         if self._task is None or self._task.done():
@@ -163,9 +164,16 @@ class EventHub:
                 rows = await run_in_db_pool(
                     self.settings, self.manager.changed_since, since - CHANGE_WINDOW
                 )
-            except Exception:  # the database may be briefly unavailable; try again
-                log.warning("jobctl: tail query failed", exc_info=True)
+            except Exception as exc:  # the database may be briefly unavailable; try again
+                if not self._failing:  # once per outage, not every poll_interval
+                    log.warning("jobctl: tailing the job database failed (retrying): %s", exc)
+                self._failing = True
                 rows = []
+                await asyncio.sleep(min(1.0, 10 * self.poll_interval))
+            else:
+                if self._failing:
+                    log.warning("jobctl: tailing the job database works again")
+                self._failing = False
             changed = set()
             for updated_at, job in rows:
                 since = max(since, updated_at)
@@ -201,8 +209,9 @@ class EventHub:
             return set()
         try:
             pages = await run_in_db_pool(self.settings, self._fetch, wanted)
-        except Exception:
-            log.warning("jobctl: reading new events failed", exc_info=True)
+        except Exception as exc:
+            if not self._failing:
+                log.warning("jobctl: reading new events failed: %s", exc)
             return set()
         read = set()
         for job_id, after, frames in pages:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 
+from jupyter_jobctl.core import jsonsafe
 from jupyter_jobctl.core.errors import JobNotFound, SpecError
 from jupyter_jobctl.core.states import TERMINAL
 from jupyter_jobctl.server import frames as raw
@@ -82,7 +82,7 @@ class _StreamBase(
             raise web.HTTPError(403, "You are not authorised to read jobctl streams.")
 
     async def send_json(self, message: dict[str, Any]) -> None:
-        await self.write_frames([text_frame(json.dumps(message).encode())])
+        await self.write_frames([text_frame(jsonsafe.dumps(message).encode())])
 
     async def write_frames(self, frames: list[bytes]) -> None:
         """Send frames with one write; a client that does not take them in time gets 1013."""

@@ -29,8 +29,10 @@ class Executor(ABC):
         db_url: str,
         kind: JobKind | str | None = None,
         spec: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> None:
-        """Start the supervisor of ``attempt`` of the job; return once it is on its way."""
+        """Start the supervisor of ``attempt`` of the job; return once it is on its way.
+        ``kind``, ``spec`` and ``name`` (the job's) save it a database read."""
 
     @abstractmethod
     def is_alive(self, row: Row) -> bool | None:
@@ -61,6 +63,9 @@ class Executor(ABC):
 
     def reap(self) -> None:  # noqa: B027 - optional hook
         """Collect finished children (local processes), so none linger."""
+
+    def forget(self, job_id: str) -> None:  # noqa: B027 - optional hook
+        """The job was deleted (or expired): remove what this executor kept of it (logs)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the executor holds; running jobs are not touched."""

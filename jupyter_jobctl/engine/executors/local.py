@@ -118,18 +118,19 @@ class LocalExecutor(Executor):
         db_url: str,
         kind: JobKind | str | None = None,
         spec: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> None:
         self.reap()
         env = _server_env()
         env["JOBCTL_DB_URL"] = db_url
         if self.job_nice:
             env[processes.NICE_ENV] = str(self.job_nice)
-        plan = {"kind": str(kind), "spec": spec} if kind is not None else None
+        plan = {"kind": str(kind), "spec": spec, "name": name} if kind is not None else None
         log_name = f"supervisor-{job_id}.{attempt}.log"
         if self._fork(job_id, attempt, db_url, env, plan, log_name):
             return
         if kind is not None:
-            env.update(handshake.plan_env(str(kind), spec))
+            env.update(handshake.plan_env(str(kind), spec, name))
         argv = [sys.executable, "-m", "jupyter_jobctl.procs.supervisor", job_id, str(attempt)]
         log_file = self._open_log(log_name)
         try:
@@ -254,6 +255,15 @@ class LocalExecutor(Executor):
                             log_file.unlink()
             self._children = running
             self._forked = [ident for ident in self._forked if ident.alive()]
+
+    def forget(self, job_id: str) -> None:
+        """Remove the job's supervisor logs (``supervisor-<id>.<attempt>.log``): those with
+        something in them, and those whose supervisor outlived the launcher that reaps."""
+        if self.log_dir is None:
+            return
+        for path in self.log_dir.glob(f"supervisor-{job_id}.*.log"):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def is_alive(self, row: Row) -> bool | None:
         """True/False for this machine's supervisors; None when the job ran on another host."""
