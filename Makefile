@@ -65,11 +65,11 @@ test: $(VENV)/.test-deps $(VENV)/.frontend system-deps lint
 	@$(PY) -m compileall -q jupyter_jobctl
 	cd labextension && npm test --silent
 	$(VENV)/bin/pytest
-	$(VENV)/bin/pytest e2e -n 0
+	$(VENV)/bin/pytest e2e
 
 # README screenshots, produced by the browser tests
 screenshots: $(VENV)/.test-deps $(VENV)/.frontend system-deps
-	JOBCTL_README_IMAGES=docs/images $(VENV)/bin/pytest e2e/test_screenshots.py -n 0
+	JOBCTL_README_IMAGES=docs/images $(VENV)/bin/pytest e2e/test_screenshots.py
 
 bench: $(VENV)/.test-deps system-deps
 	@$(PY) -m compileall -q jupyter_jobctl

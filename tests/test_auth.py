@@ -1,29 +1,16 @@
-"""Authentication and authorisation on every route and both WebSockets.
-
-Every check but the cookie one only reads (a request refused, or a GET): each server
-setting is one real `jupyter server` subprocess, shared by all the checks of that setting
-in one test, which lists every route that answered wrongly.
-"""
+"""Authentication and authorisation on every route and both WebSockets."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
+from jupyter_server.auth.authorizer import Authorizer
+from tornado.httpclient import HTTPClientError
 
-from conftest import FAST_POLICY, RealServer, end_all_jobs
-from jupyter_jobctl.db.store import Store
-from jupyter_jobctl.manager import JobManager
+from conftest import server_config
 from jupyter_jobctl.server import openapi
-from tests.harness import API
 
-REPO = Path(__file__).resolve().parent.parent
 PERMISSION = {  # DESIGN §6: read for GET and streams, write for stop/pause/resume/delete, ...
     ("GET", path): "read" for path, ops in openapi.document()["paths"].items() if "get" in ops
 } | {
@@ -42,70 +29,21 @@ HTTP_ROUTES = sorted(
     if path != "/health"
 )
 WS_ROUTES = sorted(openapi.document()["x-websockets"])
-TOKENS = {"no token": "", "a wrong token": "token wrong"}
-HEALTHY = (200, {"status": "ok", "db": "ok"})
-
-STRICT = "--ServerApp.allow_unauthenticated_access=False"
-SETTINGS = {
-    # every route must carry its own auth decorator: tested as the strict setting runs...
-    "strict": [STRICT],
-    # ... and as jupyter_server's default, which lets through handlers without a decorator
-    "default-access": ["--ServerApp.allow_unauthenticated_access=True"],
-    "deny-sync": [STRICT, "--ServerApp.authorizer_class=tests.authorizers.DenyJobctl"],
-    "deny-async": [STRICT, "--ServerApp.authorizer_class=tests.authorizers.AsyncDenyJobctl"],
-    "read-only": [STRICT, "--ServerApp.authorizer_class=tests.authorizers.ReadOnly"],
-}
 
 
-@pytest.fixture
-def auth_server(tmp_path: Path) -> Iterator:
-    """``start(setting)``: a server of that setting with one pending job; (server, job id)."""
-    started: list[RealServer] = []
-
-    def start(setting: str) -> tuple[RealServer, str]:
-        db_url = f"sqlite:///{tmp_path / 'jobctl.db'}"
-        store = Store(db_url)
-        store.upgrade()
-        job, _ = store.create_job("command", "auth", {"argv": ["true"]})
-        store.close()
-        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        started.append(
-            RealServer(tmp_path, db_url, options=SETTINGS[setting], env={"PYTHONPATH": path})
-        )
-        return started[-1], job["id"]
-
-    yield start
-    for server in started:
-        server.kill()
-        m = JobManager(server.db_url, policy=FAST_POLICY)  # had a refusal failed
-        try:
-            end_all_jobs(m)
-        finally:
-            m.close()
+class DenyJobctl(Authorizer):
+    def is_authorized(self, handler, user, action, resource):
+        return resource != "jobctl"
 
 
-def call(server: RealServer, method: str, path: str, job_id: str, headers=None):
-    body = {} if method == "POST" else None
-    return server.request(method, path.replace("{job_id}", job_id), body, headers)
+class AsyncDenyJobctl(Authorizer):
+    async def is_authorized(self, handler, user, action, resource):
+        return resource != "jobctl"
 
 
-def refused(answer: tuple[int, object]) -> bool:
-    code, body = answer
-    return code == 403 and isinstance(body, dict) and "error" in body
-
-
-async def ws_open(server: RealServer, path: str, job_id: str, headers=None) -> int | dict:
-    """The first frame of the socket, or the status that refused the handshake."""
-    url = server.ws_url + API + path.replace("{job_id}", job_id)
-    request = HTTPRequest(url, headers={**server.auth, **(headers or {})}, request_timeout=60)
-    try:
-        ws = await websocket_connect(request)
-    except HTTPClientError as exc:
-        return exc.code
-    try:
-        return json.loads(await asyncio.wait_for(ws.read_message(), 60))
-    finally:
-        ws.close()
+class ReadOnly(Authorizer):
+    def is_authorized(self, handler, user, action, resource):
+        return resource != "jobctl" or action == "read"
 
 
 def test_permission_table_covers_every_route() -> None:
@@ -116,49 +54,110 @@ def test_permission_table_covers_every_route() -> None:
             assert op["x-jobctl-permission"] == perm, (method, path)
 
 
-@pytest.mark.parametrize("setting", ["strict", "default-access"])
-async def test_every_route_and_socket_needs_credentials(auth_server, setting) -> None:
-    server, job_id = auth_server(setting)
-    wrong = []
-    for name, token in TOKENS.items():
-        headers = {"Authorization": token}
-        for method, path in HTTP_ROUTES:
-            if not refused(answer := call(server, method, path, job_id, headers)):
-                wrong.append((name, method, path, answer))
-        for path in WS_ROUTES:
-            if (answer := await ws_open(server, path, job_id, headers)) != 403:
-                wrong.append((name, "WEBSOCKET", path, answer))
-    assert wrong == []
-    assert server.request("GET", "/health", headers={"Authorization": ""}) == HEALTHY
-
-
-@pytest.mark.parametrize("setting", ["deny-sync", "deny-async"])
-async def test_a_denying_authorizer_forbids_every_route_and_socket(auth_server, setting) -> None:
-    server, job_id = auth_server(setting)
-    wrong = [(m, p, a) for m, p in HTTP_ROUTES if not refused(a := call(server, m, p, job_id))]
-    for path in WS_ROUTES:
-        if (answer := await ws_open(server, path, job_id)) != 403:
-            wrong.append(("WEBSOCKET", path, answer))
-    assert wrong == []
-    assert server.request("GET", "/health") == HEALTHY  # health stays open
-    assert server.request("GET", "/health", headers={"Authorization": ""}) == HEALTHY
-
-
-async def test_a_read_only_user_only_reads(auth_server) -> None:
-    server, job_id = auth_server("read-only")
-    wrong = []
-    for method, path in HTTP_ROUTES:
-        code, body = call(server, method, path, job_id)
-        if code != (200 if PERMISSION[(method, path)] == "read" else 403):
-            wrong.append((method, path, code, body))
-    assert wrong == []
-    assert (await ws_open(server, "/jobs/{job_id}/stream", job_id))["type"] == "snapshot"
+async def _call(jp_fetch, method: str, path: str, job_id: str, **kwargs):
+    parts = path.strip("/").replace("{job_id}", job_id).split("/")
+    if method in ("POST",):
+        kwargs.setdefault("body", json.dumps({}))
+    try:
+        return await jp_fetch("jobctl", "api", *parts, method=method, **kwargs)
+    except HTTPClientError as exc:
+        return exc.response
 
 
 @pytest.fixture
 def job_id(server_manager) -> str:
     job, _ = server_manager.create("command", {"argv": ["true"]})
     return job["id"]
+
+
+@pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
+@pytest.mark.parametrize("token", ["", "token wrong"], ids=["no-token", "wrong-token"])
+async def test_http_needs_credentials(jp_fetch, job_id, method, path, token) -> None:
+    r = await _call(jp_fetch, method, path, job_id, headers={"Authorization": token})
+    assert r.code == 403
+    assert "error" in json.loads(r.body)
+
+
+@pytest.mark.parametrize("path", WS_ROUTES)
+@pytest.mark.parametrize("token", ["", "token wrong"], ids=["no-token", "wrong-token"])
+async def test_websockets_need_credentials(jp_ws_fetch, job_id, path, token) -> None:
+    parts = path.strip("/").replace("{job_id}", job_id).split("/")
+    with pytest.raises(HTTPClientError) as err:
+        await jp_ws_fetch("jobctl", "api", *parts, headers={"Authorization": token})
+    assert err.value.code == 403
+
+
+class TestServerDefaultAccessSetting:
+    """jupyter_server's default ``allow_unauthenticated_access=True`` only lets through
+    handlers without an auth decorator; every jobctl route still demands credentials."""
+
+    @pytest.fixture
+    def jp_server_config(self, sqlite_url):
+        config = server_config(sqlite_url)
+        config["ServerApp"]["allow_unauthenticated_access"] = True
+        return config
+
+    @pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
+    async def test_http_needs_credentials(self, jp_fetch, job_id, method, path) -> None:
+        r = await _call(jp_fetch, method, path, job_id, headers={"Authorization": ""})
+        assert r.code == 403 and "error" in json.loads(r.body)
+
+    @pytest.mark.parametrize("path", WS_ROUTES)
+    async def test_websockets_need_credentials(self, jp_ws_fetch, job_id, path) -> None:
+        parts = path.strip("/").replace("{job_id}", job_id).split("/")
+        with pytest.raises(HTTPClientError) as err:
+            await jp_ws_fetch("jobctl", "api", *parts, headers={"Authorization": ""})
+        assert err.value.code == 403
+
+    async def test_health_answers_anyone(self, jp_fetch) -> None:
+        r = await jp_fetch("jobctl", "api", "health", headers={"Authorization": ""})
+        assert json.loads(r.body) == {"status": "ok", "db": "ok"}
+
+
+@pytest.mark.parametrize("authorizer", [DenyJobctl, AsyncDenyJobctl], ids=["sync", "async"])
+class TestDenyingAuthorizer:
+    @pytest.fixture
+    def jp_server_config(self, sqlite_url, authorizer):
+        config = server_config(sqlite_url)
+        config["ServerApp"]["authorizer_class"] = authorizer
+        return config
+
+    @pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
+    async def test_http_forbidden(self, jp_fetch, job_id, method, path) -> None:
+        r = await _call(jp_fetch, method, path, job_id)
+        assert r.code == 403 and "error" in json.loads(r.body)
+
+    @pytest.mark.parametrize("path", WS_ROUTES)
+    async def test_websocket_forbidden(self, jp_ws_fetch, job_id, path) -> None:
+        parts = path.strip("/").replace("{job_id}", job_id).split("/")
+        with pytest.raises(HTTPClientError) as err:
+            await jp_ws_fetch("jobctl", "api", *parts)
+        assert err.value.code == 403
+
+    async def test_health_stays_open(self, jp_fetch) -> None:
+        r = await jp_fetch("jobctl", "api", "health")
+        assert json.loads(r.body) == {"status": "ok", "db": "ok"}
+
+
+class TestReadOnlyUser:
+    @pytest.fixture
+    def jp_server_config(self, sqlite_url):
+        config = server_config(sqlite_url)
+        config["ServerApp"]["authorizer_class"] = ReadOnly
+        return config
+
+    @pytest.mark.parametrize(("method", "path"), HTTP_ROUTES)
+    async def test_only_reads_pass(self, jp_fetch, job_id, method, path) -> None:
+        r = await _call(jp_fetch, method, path, job_id)
+        if PERMISSION[(method, path)] == "read":
+            assert r.code == 200
+        else:
+            assert r.code == 403, (method, path)
+
+    async def test_stream_is_readable(self, jp_ws_fetch, job_id) -> None:
+        ws = await jp_ws_fetch("jobctl", "api", "jobs", job_id, "stream")
+        assert json.loads(await ws.read_message())["type"] == "snapshot"
+        ws.close()
 
 
 async def test_cookie_session_origin_and_xsrf(jp_fetch, jp_ws_fetch, jp_serverapp, job_id) -> None:

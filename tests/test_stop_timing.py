@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SQLITE_ONLY, TESTS_DIR, log_lines, wait_status, wait_terminal
+from conftest import SQLITE_ONLY, TESTS_DIR, log_lines, wait_for, wait_status, wait_terminal
 from jupyter_jobctl.manager import JobManager, StopPolicy
 from jupyter_jobctl.procs import handshake
 from jupyter_jobctl.procs.processes import job_processes
@@ -125,10 +125,10 @@ def test_job_blocked_in_sleep_takes_sigint_without_waiting_for_its_store(
     make_manager, slow_store: dict[str, str], tmp_path: Path
 ) -> None:
     manager = make_manager(POLICY)
-    marker = tmp_path / "finally"
-    spec = training("sleeper", slow_store, finally_file=str(marker))
+    marker, pid_file = tmp_path / "finally", tmp_path / "pid"
+    spec = training("sleeper", slow_store, finally_file=str(marker), pid_file=str(pid_file))
     job, _ = manager.create("training", spec, start=True)
-    wait_status(manager, job["id"], "running")
+    wait_for(pid_file.exists, 30, "the job's code to start")  # then it sleeps at once
     manager.stop(job["id"])
     done = wait_terminal(manager, job["id"], timeout=20)
     lines = log_lines(manager, job["id"])
@@ -161,8 +161,11 @@ def test_quick_jobs_complete_before_their_store_opens(
 
 @SQLITE_ONLY
 def test_demo_trainer_stopped_at_once_takes_a_checkpoint(make_manager) -> None:
-    """The demo trainer checkpoints while it initialises (numpy's import, the data)."""
-    manager = make_manager(POLICY)
+    """The demo trainer checkpoints while it initialises (around numpy's import and the
+    data): however long that import takes on this machine, the next checkpoint stops it."""
+    manager = make_manager(
+        StopPolicy(interrupt_after=10.0, stop_grace=15.0, kill_grace=2.0, heartbeat_interval=0.3)
+    )
     spec = {"target": "jupyter_jobctl.examples.train:main", "config": {"epochs": 3}}
     job, _ = manager.create("training", spec, start=True)
     wait_status(manager, job["id"], "running", "stopping", "cancelled")
@@ -171,6 +174,7 @@ def test_demo_trainer_stopped_at_once_takes_a_checkpoint(make_manager) -> None:
     lines = log_lines(manager, job["id"])
     assert done["status"] == "cancelled", lines
     assert any(line.startswith("[CANCELLATION] stopped at checkpoint") for line in lines), lines
+    assert signals(lines) == [], lines
 
 
 def test_inbox_reassembles_frames_split_anywhere() -> None:
