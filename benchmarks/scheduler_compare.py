@@ -323,7 +323,10 @@ def clean_up(servers: list[JupyterServer], marker: str, report: Report) -> None:
     for server in servers:
         server.stop()
     entry = f"{MARKER}={marker}".encode()
-    if left := kill_pids(pids_with_env(lambda item: item == entry)):
+    deadline = time.monotonic() + 5  # stragglers of the servers' groups, killed just now
+    while (left := pids_with_env(lambda item: item == entry)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left := kill_pids(left):
         report.problem(f"{len(left)} process(es) outlived the servers and were killed: {left}")
 
 
