@@ -272,8 +272,6 @@ class Supervisor:
         if row["kind"] == JobKind.COMMAND:
             self._persist(self.store.mark_running, self.job_id, self.attempt, worker)
             self.job_code_started = True
-        elif row["status"] == JobState.STOPPING:
-            self._end_before_go(worker)  # stopped while it started: no need to wait for it
         else:
             self._persist(
                 self.store.record_process,
@@ -464,7 +462,12 @@ class Supervisor:
         status = row["status"]
         if status == JobState.STOPPING or row["stop_requested_at"] is not None:
             if not self.job_code_started:
-                self._end_before_go(worker)
+                # not told GO: only jobctl's start-up ran in the worker, nothing of the job's
+                # (its code starts after GO alone). No unwinding to wait for, however long a
+                # Python start takes on this machine: end it now.
+                if not self.stopped_early:
+                    self.stopped_early = True
+                    processes.signal_group(worker, signal.SIGKILL)
                 return
             self._tell_worker_to_stop()
             if self.group_stopped:
@@ -489,14 +492,6 @@ class Supervisor:
             processes.signal_group(worker, signal.SIGCONT)
             self.group_stopped = False
             self._persist(self.store.set_worker_stopped, self.job_id, self.attempt, False)
-
-    def _end_before_go(self, worker: Identity) -> None:
-        """A stop before the worker was told GO: only jobctl's start-up ran in it, nothing of
-        the job's (its code starts after GO alone). There is no unwinding to wait for,
-        however long a Python start takes on this machine: end it now."""
-        if not self.stopped_early:
-            self.stopped_early = True
-            processes.signal_group(worker, signal.SIGKILL)
 
     def crashed(self, exc: BaseException) -> None:
         """Never leave a job initializing or running behind a dead supervisor."""
