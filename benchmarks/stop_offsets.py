@@ -4,11 +4,12 @@ A stop is measured from ``m.stop()`` to the job row reading ``cancelled`` (polle
 2 ms), at several moments of a job's life: ``init`` (at once after create+start returned,
 while the job is ``initializing``), and +0, +0.1, +0.3, +1 s after `running` was seen. Two
 jobs: ``checkpoint`` (``tests/jobs.py:cooperative``, a checkpoint every 5 ms: the stop must
-take the cooperative rung at every offset, goal p99 < 150 ms) and ``sleep``
+take the cooperative rung once its code runs, goal p99 < 150 ms at every offset) and ``sleep``
 (``tests/jobs.py:sleeper``, blocked in ``time.sleep``: only the SIGINT rung gets it out,
 goal ``interrupt_after`` + 150 ms). The offsets and the two jobs are interleaved round by
 round, so every cell sees the same machine noise. Each cell also counts the rung that ended
-the job (``coop``: no signal was sent; ``SIGINT`` …).
+the job (``coop``: ended at a checkpoint, no signal; ``before GO``: stopped while it
+started, the worker ended before the job's code could run; ``SIGINT`` …).
 
     .venv/bin/python benchmarks/stop_offsets.py              # 20 runs per cell, ~2-3 min
     .venv/bin/python benchmarks/stop_offsets.py --smoke      # 3 runs per cell
@@ -77,6 +78,8 @@ def _wait(m: JobManager, job_id: str, wanted: set[str]) -> tuple[dict[str, Any],
 
 def _rung(m: JobManager, job_id: str) -> str:
     lines = [e["data"]["line"] for e in m.events(job_id, limit=1000) if e["type"] == "log"]
+    if "[CANCELLATION] stopped before the job's code started" in lines:
+        return "before GO"  # the worker was ended before the job's code could start
     signals = [line.split()[2] for line in lines if line.startswith("[STOP] signal")]
     return "+".join(signals) if signals else "coop"
 

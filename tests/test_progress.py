@@ -100,7 +100,8 @@ def _progress(manager: JobManager, job_id: str) -> list[tuple[float, dict]]:
 
 @SQLITE_ONLY
 def test_demo_trainer_full_mode_reports_within_epochs(manager: JobManager) -> None:
-    spec = {"target": DEMO_TARGET, "config": {"mode": "full", "epochs": 2}}
+    # batches of 2 (the seed scenario's): an epoch of 160 000 samples lasts half a minute
+    spec = {"target": DEMO_TARGET, "config": {"mode": "full", "epochs": 2, "batch_size": 2}}
     job, _ = manager.create("training", spec, start=True)
 
     def within_epoch() -> list[tuple[float, dict]]:

@@ -2,11 +2,12 @@
 
 The worker sends READY once its runtime is attached and the job's code is next; the
 supervisor marks the job ``running`` and answers GO, or STOP when a stop came first. So
-``running`` means the job's code is about to run, a stop during start-up still wins before
-any of it ran, and the worker needs no database (nor SQLAlchemy's import) to get there.
-The pair stays open for the worker's life. The supervisor may send STOP at any time (before
-READY too): the runtime reads the pair in a thread from the moment it attaches, so the stop
-flag is set at once, without waiting for the job's database connection (which the worker
+``running`` means the job's code is about to run, and the worker needs no database (nor
+SQLAlchemy's import) to get there. The job's code starts after GO alone: a stop before GO
+ends the worker at once (the supervisor kills it; only jobctl's start-up ran in it).
+The pair stays open for the worker's life. After GO the supervisor says STOP on it: the
+runtime reads the pair in a thread from the moment it attaches, so the stop flag is set
+at once, without waiting for the job's database connection (which the worker
 opens in the background: SQLAlchemy's import alone takes ~200 ms). When the worker ends
 before that connection is open, it hands what the job reported meanwhile to the supervisor
 over the pair (EVENTS frames: ``b"e"``, an 8-byte length, JSON ``{"events", "latest"}``)

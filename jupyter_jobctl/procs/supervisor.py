@@ -272,6 +272,8 @@ class Supervisor:
         if row["kind"] == JobKind.COMMAND:
             self._persist(self.store.mark_running, self.job_id, self.attempt, worker)
             self.job_code_started = True
+        elif row["status"] == JobState.STOPPING:
+            self._end_before_go(worker)  # stopped while it started: no need to wait for it
         else:
             self._persist(
                 self.store.record_process,
@@ -441,8 +443,7 @@ class Supervisor:
 
     def _tell_worker_to_stop(self) -> None:
         """The stop flag, straight to the worker's runtime: no wait for its database poll
-        (nor for its database connection, which it opens in the background at start). Said
-        before READY too: the worker reads the pair from its first moment."""
+        (nor for its database connection, which it opens in the background at start)."""
         if self.handshake is not None and "coop" not in self.sent:
             self.sent.add("coop")
             try:
@@ -462,12 +463,7 @@ class Supervisor:
         status = row["status"]
         if status == JobState.STOPPING or row["stop_requested_at"] is not None:
             if not self.job_code_started:
-                # not told GO: only jobctl's start-up ran in the worker, nothing of the job's
-                # (its code starts after GO alone). No unwinding to wait for, however long a
-                # Python start takes on this machine: end it now.
-                if not self.stopped_early:
-                    self.stopped_early = True
-                    processes.signal_group(worker, signal.SIGKILL)
+                self._end_before_go(worker)
                 return
             self._tell_worker_to_stop()
             if self.group_stopped:
@@ -492,6 +488,14 @@ class Supervisor:
             processes.signal_group(worker, signal.SIGCONT)
             self.group_stopped = False
             self._persist(self.store.set_worker_stopped, self.job_id, self.attempt, False)
+
+    def _end_before_go(self, worker: Identity) -> None:
+        """A stop before the worker was told GO: only jobctl's start-up ran in it, nothing of
+        the job's (its code starts after GO alone). There is no unwinding to wait for,
+        however long a Python start takes on this machine: end it now."""
+        if not self.stopped_early:
+            self.stopped_early = True
+            processes.signal_group(worker, signal.SIGKILL)
 
     def crashed(self, exc: BaseException) -> None:
         """Never leave a job initializing or running behind a dead supervisor."""
