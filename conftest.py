@@ -16,7 +16,7 @@ import pytest
 from jupyter_jobctl.core.states import TERMINAL
 from jupyter_jobctl.manager import JobManager, StopPolicy
 from jupyter_jobctl.procs.processes import kill_job_processes
-from tests.harness import JupyterServer, PostgresCluster, jobctl_options, pg_bin
+from tests.harness import JupyterServer, PostgresCluster, jobctl_options, merge_options, pg_bin
 from tests.harness import wait_for as wait_for  # the tests import it from here
 
 # pytest-jupyter has no entry point; it must be declared in the root conftest
@@ -193,7 +193,7 @@ class RealServer(JupyterServer):
         options: Sequence[str] = (),
         env: dict[str, str] | None = None,
     ) -> None:
-        options = [*jobctl_options(db_url, **FAST_OPTIONS), *options]
+        options = merge_options(jobctl_options(db_url, **FAST_OPTIONS), options)
         super().__init__(root, options, port=port, env=env, name="jobctl")
         self.db_url = db_url
         self.start()

@@ -467,11 +467,43 @@ _current: Job | None = None
 _standin = _StandIn()
 
 
+KERNEL_ENV = "JOBCTL_NOTEBOOK_KERNEL"  # set in a notebook job's kernel: attach on first use
+CONFIG_ENV = "JOBCTL_JOB_CONFIG"  # that job's parameters, as its ``config``
+
+
 def current() -> Job | _StandIn:
-    """The running job inside a worker; a do-nothing stand-in anywhere else."""
+    """The running job inside a worker (and inside a notebook job's kernel); a do-nothing
+    stand-in anywhere else."""
     if _current is not None:
         return _current
+    if os.environ.get(KERNEL_ENV):
+        return _attach_from_env()
     return _standin
+
+
+def kernel_env(attempt: int, config: dict[str, Any]) -> dict[str, str]:
+    """What a notebook job's kernel needs in its environment for :func:`current` (the job's
+    id and database are there already, inherited from its worker)."""
+    import json
+
+    return {KERNEL_ENV: "1", "JOBCTL_ATTEMPT": str(attempt), CONFIG_ENV: json.dumps(config)}
+
+
+def _attach_from_env() -> Job:
+    """In a notebook job's kernel: report straight to the database (no supervisor pair:
+    stops are seen by the row poll), and write what is queued when the kernel exits."""
+    import atexit
+    import json
+
+    env = os.environ
+    job = attach(
+        env["JOBCTL_JOB_ID"],
+        int(env.get("JOBCTL_ATTEMPT", "1")),
+        env["JOBCTL_DB_URL"],
+        json.loads(env.get(CONFIG_ENV) or "{}"),
+    )
+    atexit.register(detach)
+    return job
 
 
 def attach(

@@ -387,7 +387,7 @@ doc = {
                     "name": {"type": "string", "minLength": 1, "maxLength": 200},
                     "spec": {
                         "type": "object",
-                        "description": "training: {target, config?, cwd?, env?}; test_batch: {args?, cwd?, env?}; command: {argv, cwd?, env?}. A relative `cwd` is taken from the server's root_dir and must stay inside it (stored absolute). `env` names starting with `JOBCTL_` are jobctl's own and refused. Strict JSON: at most 64 levels deep, finite numbers, no lone surrogates.",
+                        "description": "training: {target, config?, cwd?, env?}; test_batch: {args?, cwd?, env?}; command: {argv, cwd?, env?}; notebook: {path, parameters?, kernel?, cwd?, env?, output_path?} (a .ipynb run in a kernel of its own; `parameters` names must be Python identifiers, injected papermill-style after the cell tagged `parameters`; `cwd` defaults to the notebook's folder). A relative `cwd`, `path` or `output_path` is taken from the server's root_dir and must stay inside it (stored absolute). `env` names starting with `JOBCTL_` are jobctl's own and refused. Strict JSON: at most 64 levels deep, finite numbers, no lone surrogates.",
                     },
                     "start": {"type": "boolean", "default": False},
                 },
@@ -449,6 +449,10 @@ doc = {
                     },
                     "exit_code": {"type": "integer"},
                     "signal": {"type": "string"},
+                    "output_path": {
+                        "type": "string",
+                        "description": "Notebook jobs: where the executed copy is written, as it goes (`spec.output_path`, else beside the input as `<name>.<first 8 characters of the id>.ipynb`).",
+                    },
                     "reason": {
                         "type": "string",
                         "description": "Why the job ended as it did, in one sentence (a database failure is named, never quoted as SQL).",

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from jupyter_jobctl.core import notebooks
 from jupyter_jobctl.core.errors import SpecError
 from jupyter_jobctl.core.jsonsafe import check_request
 from jupyter_jobctl.core.states import JobKind
@@ -72,21 +73,27 @@ def _check_keys(obj: dict[str, Any], allowed: set[str], prefix: str) -> None:
             )
 
 
-def resolve_cwd(cwd: str, base_dir: str | None) -> str:
-    """``spec.cwd`` as an absolute directory: a relative one is taken from ``base_dir`` (the
-    server's ``root_dir``; this process's working directory when None) and must stay in it."""
+def resolve_path(path: str, base_dir: str | None, field: str) -> str:
+    """``path`` made absolute: a relative one is taken from ``base_dir`` (the server's
+    ``root_dir``; this process's working directory when None) and must stay in it."""
     base = os.path.abspath(base_dir or os.getcwd())
-    if os.path.isabs(cwd):
-        resolved = os.path.normpath(cwd)
-    else:
-        resolved = os.path.normpath(os.path.join(base, cwd))
-        if os.path.commonpath([base, resolved]) != base:
-            raise SpecError(
-                "spec.cwd",
-                f"spec.cwd {cwd!r} leads out of the server's root directory {base!r}; "
-                "a relative spec.cwd is taken from there and must stay inside it.",
-            )
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    resolved = os.path.normpath(os.path.join(base, path))
+    if os.path.commonpath([base, resolved]) != base:
+        raise SpecError(
+            field,
+            f"{field} {path!r} leads out of the server's root directory {base!r}; "
+            f"a relative {field} is taken from there and must stay inside it.",
+        )
+    return resolved
+
+
+def resolve_cwd(cwd: str, base_dir: str | None) -> str:
+    """``spec.cwd`` as an absolute directory (see :func:`resolve_path`)."""
+    resolved = resolve_path(cwd, base_dir, "spec.cwd")
     if not os.path.isdir(resolved):
+        base = os.path.abspath(base_dir or os.getcwd())
         where = "" if os.path.isabs(cwd) else f" (taken from {base!r})"
         raise SpecError("spec.cwd", f"spec.cwd {cwd!r}{where} is not an existing directory.")
     return resolved
@@ -187,10 +194,32 @@ def _test_batch(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
     return out
 
 
+def _notebook(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
+    _check_keys(spec, {"path", "parameters", "kernel", "cwd", "env", "output_path"}, "spec")
+    if "path" not in spec:
+        raise SpecError("spec.path", "spec.path is required (the notebook to run, a .ipynb file).")
+    path = resolve_path(_string(spec["path"], "spec.path"), base_dir, "spec.path")
+    notebooks.check_notebook_file(path)
+    out: dict[str, Any] = {"path": path}
+    params = spec.get("parameters")
+    out["parameters"] = {} if params is None else notebooks.validate_parameters(params)
+    if spec.get("kernel") is not None:
+        out["kernel"] = notebooks.validate_kernel(spec["kernel"])
+    if spec.get("output_path") is not None:
+        given = _string(spec["output_path"], "spec.output_path")
+        target = resolve_path(given, base_dir, "spec.output_path")
+        notebooks.check_output_path(target, path)
+        out["output_path"] = target
+    _common(spec, out, base_dir)
+    out.setdefault("cwd", os.path.dirname(path))  # as in Jupyter: the notebook's folder
+    return out
+
+
 _VALIDATORS: dict[JobKind, Callable[[dict[str, Any], str | None], dict[str, Any]]] = {
     JobKind.TRAINING: _training,
     JobKind.COMMAND: _command,
     JobKind.TEST_BATCH: _test_batch,
+    JobKind.NOTEBOOK: _notebook,
 }
 
 
@@ -199,6 +228,8 @@ def default_name(kind: JobKind | str, spec: dict[str, Any]) -> str:
         return str(spec["target"]).rsplit("/", 1)[-1]
     if kind == JobKind.COMMAND:
         return " ".join(spec["argv"])[:MAX_NAME]
+    if kind == JobKind.NOTEBOOK:
+        return os.path.basename(str(spec["path"]))[:MAX_NAME]
     return ("pytest " + " ".join(spec["args"])).strip()[:MAX_NAME]
 
 

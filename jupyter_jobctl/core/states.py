@@ -45,6 +45,7 @@ class JobKind(str, Enum):
     TRAINING = "training"
     TEST_BATCH = "test_batch"
     COMMAND = "command"
+    NOTEBOOK = "notebook"
 
     def __str__(self) -> str:
         return self.value

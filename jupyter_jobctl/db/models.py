@@ -24,8 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
+from jupyter_jobctl.core import notebooks
 from jupyter_jobctl.core.jsonsafe import finite_or_none as _num
 from jupyter_jobctl.core.jsonsafe import loads_stored
+from jupyter_jobctl.core.states import JobKind
 from jupyter_jobctl.core.timestamps import iso
 
 metadata = MetaData()
@@ -221,6 +223,8 @@ def job_to_json(row: Row) -> JobJSON:
     for key in ("exit_code", "signal", "reason"):
         if row[key] is not None:
             out[key] = row[key]
+    if row["kind"] == JobKind.NOTEBOOK and isinstance(out["spec"].get("path"), str):
+        out["output_path"] = notebooks.output_path(out["spec"], row["id"])
     return out
 
 

@@ -141,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             raise Cancelled("start")  # a stop came before the job's code ran
         if plan["kind"] == JobKind.TEST_BATCH:
             code = _run_pytest(job, stores, spec.get("args", []))
+        elif plan["kind"] == JobKind.NOTEBOOK:
+            from jupyter_jobctl.procs import notebook  # nbclient: only notebook jobs pay for it
+
+            code = notebook.run(job, spec, lambda why: stores.set_reason(job_id, attempt, why))
         else:
             result = _call_target(spec["target"], spec.get("config", {}))
             if isinstance(result, int) and not isinstance(result, bool):
