@@ -193,3 +193,33 @@ def test_no_server_exits_1_with_a_sentence(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("No running Jupyter server was found")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_notebook_runs_with_parameters_from_the_current_folder(
+    jobctl_server: RealServer, tmp_path: Path
+) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell("n = 1\nwho = 'nobody'", metadata={"tags": ["parameters"]}),
+            new_code_cell("print('n', n * 2, 'who', who)"),
+        ]
+    )
+    nbformat.write(nb, tmp_path / "params.ipynb")
+    result = cli(
+        jobctl_server,
+        "notebook", "params.ipynb", "-p", "n", "21", "-p", "who", "world", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    job_id = started_id(result)
+    job = wait_job(jobctl_server, job_id, *TERMINAL, timeout=120)
+    assert job["status"] == "completed", job
+    assert job["spec"]["path"] == str(tmp_path / "params.ipynb")
+    assert job["spec"]["parameters"] == {"n": 21, "who": "world"}  # JSON when JSON, else text
+    assert "n 42 who world" in cli(jobctl_server, "logs", job_id).stdout
+    shown = cli(jobctl_server, "show", job_id).stdout
+    assert f"executed copy  {tmp_path / ('params.' + job_id[:8] + '.ipynb')}" in shown
+    bad = cli(jobctl_server, "notebook", "params.ipynb", "-p", "2x", "1", cwd=tmp_path)
+    assert bad.returncode == 1 and "'2x' is not a valid parameter name" in bad.stderr

@@ -108,6 +108,28 @@ def test_cell_runs_as_a_job_in_the_kernels_directory(
     assert f"cwd {tmp_path}" in lines and "sum 45" in lines
 
 
+def test_notebook_magic_shows_the_jobs_view(
+    shell: InteractiveShell,
+    api: JobctlClient,
+    server_env: RealServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    monkeypatch.chdir(tmp_path)
+    nbformat.write(new_notebook(cells=[new_code_cell("print('lr', lr)")]), "exp.ipynb")
+    out = jobctl(shell, "notebook exp.ipynb -p lr 0.5 --output exp-out.ipynb --name exp")
+    (bundle,) = views(out)
+    job = api.get_job(bundle[MIME_TYPE]["job_id"])
+    assert job["kind"] == "notebook" and job["name"] == "exp"
+    assert job["output_path"] == str(tmp_path / "exp-out.ipynb")
+    assert wait_job(server_env, job["id"], *TERMINAL, timeout=120)["status"] == "completed"
+    assert "lr 0.5" in jobctl(shell, f"logs {job['id']}").stdout.splitlines()
+    assert (tmp_path / "exp-out.ipynb").exists()
+
+
 def test_test_batch_in_the_notebooks_directory_then_rerun_failed(
     shell: InteractiveShell,
     api: JobctlClient,

@@ -74,6 +74,7 @@ class Job(TypedDict, total=False):
     exit_code: int
     signal: str
     reason: str
+    output_path: str  # notebook jobs: the executed copy
 
 
 class Event(TypedDict):

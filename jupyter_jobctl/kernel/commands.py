@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -75,6 +76,7 @@ VERBS = (
     Verb("train", "start a training job (the demo trainer unless --target)"),
     Verb("run", "run a program (or, as %%%%jobctl run, the cell) as a job"),
     Verb("test", "run pytest as a test batch"),
+    Verb("notebook", "run a notebook (.ipynb) as a job, in a kernel of its own"),
     Verb("stop", "stop a job (or --all active jobs)"),
     Verb("pause", "pause a job at its next checkpoint"),
     Verb("resume", "resume a paused job"),
@@ -125,7 +127,7 @@ def build_parser(*, notebook: bool) -> argparse.ArgumentParser:
 
     p = sub["list"]
     p.add_argument("--status", help="a state, a comma list of states, or 'active'")
-    p.add_argument("--kind", choices=("training", "test_batch", "command"))
+    p.add_argument("--kind", choices=("training", "test_batch", "command", "notebook"))
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
     for name in ("show", "pause", "resume", "delete"):
@@ -153,6 +155,27 @@ def build_parser(*, notebook: bool) -> argparse.ArgumentParser:
     p.add_argument("--name", help="the batch's name")
     p.add_argument("--cwd", help="working directory (default: the current one)")
     p.add_argument("args", nargs="*", metavar="PYTEST_ARGS", help="pytest's arguments")
+
+    p = sub["notebook"]
+    p.usage = "%(prog)s PATH [-p NAME VALUE]... [--name N] [--kernel K] [--output PATH] [--cwd DIR]"
+    p.add_argument("path", metavar="PATH", help="the notebook (relative: to the current folder)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="parameters",
+        help="a parameter (papermill's convention); VALUE is read as JSON when it is JSON "
+        "(3, 0.1, true, [1, 2]), else taken as a string",
+    )
+    p.add_argument("--name", help="the job's name (default: the notebook's file name)")
+    p.add_argument("--kernel", help="the kernel to run it in (default: the notebook's own)")
+    p.add_argument(
+        "--output", help="where the executed copy goes (default: beside it, NAME.<id>.ipynb)"
+    )
+    p.add_argument("--cwd", help="working directory (default: the notebook's folder)")
 
     p = sub["stop"]
     which = p.add_mutually_exclusive_group(required=True)
@@ -335,6 +358,26 @@ class Commands:
     def do_test(self, ns: argparse.Namespace) -> None:
         spec = {"args": ns.args, "cwd": ns.cwd or self.cwd}
         self.present(self.client.create_job("test_batch", spec, ns.name, start=True), "Started")
+
+    def do_notebook(self, ns: argparse.Namespace) -> None:
+        parameters: dict[str, Any] = {}
+        for name, raw in ns.parameters:
+            try:
+                parameters[name] = json.loads(raw)
+            except ValueError:
+                parameters[name] = raw  # not JSON: the string as typed
+        spec: dict[str, Any] = {"path": self._here(ns.path), "parameters": parameters}
+        if ns.kernel:
+            spec["kernel"] = ns.kernel
+        if ns.output:
+            spec["output_path"] = self._here(ns.output)
+        if ns.cwd:
+            spec["cwd"] = self._here(ns.cwd)
+        self.present(self.client.create_job("notebook", spec, ns.name, start=True), "Started")
+
+    def _here(self, path: str) -> str:
+        """A path as the user typed it, from where they are (the server's root is elsewhere)."""
+        return os.path.normpath(os.path.join(self.cwd, os.path.expanduser(path)))
 
     def do_list(self, ns: argparse.Namespace) -> None:
         status = ns.status
@@ -540,6 +583,8 @@ def format_job(job: Job) -> str:
         )
     if job.get("reason"):
         lines.append(("reason", job["reason"]))
+    if job.get("output_path"):
+        lines.append(("executed copy", job["output_path"]))
     lines.append(("spec", json.dumps(job.get("spec", {}))))
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in lines)

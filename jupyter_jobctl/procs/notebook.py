@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ from nbformat import NotebookNode  # noqa: E402
 
 from jupyter_jobctl import runtime  # noqa: E402
 from jupyter_jobctl.core import notebooks  # noqa: E402
+from jupyter_jobctl.core.states import EventType  # noqa: E402
 from jupyter_jobctl.core.timestamps import iso  # noqa: E402
 from jupyter_jobctl.procs import handshake  # noqa: E402
 
@@ -107,6 +109,23 @@ def inject_parameters(nb: NotebookNode, parameters: dict[str, Any]) -> None:
     nb.cells.insert(where, cell)
 
 
+def _read(path: str) -> NotebookNode:
+    """The notebook, each cell with an id (nbformat 4.5 wants them; older files lack them,
+    which made nbformat warn into the job's log and JupyterLab mark the copy as changed)."""
+    from nbformat.corpus.words import generate_corpus_id
+    from nbformat.validator import MissingIDFieldWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
+        nb = nbformat.read(path, as_version=4)
+    if (nb.nbformat, nb.nbformat_minor) < (4, 5):
+        nb.nbformat_minor = 5
+    for cell in nb.cells:
+        if not cell.get("id"):
+            cell["id"] = generate_corpus_id()
+    return nb
+
+
 def _tags(cell: NotebookNode) -> list[str]:
     tags = cell.get("metadata", {}).get("tags", [])
     return list(tags) if isinstance(tags, list) else []
@@ -122,7 +141,7 @@ class NotebookRun:
         self.spec = spec
         self.set_reason = set_reason
         self.output_path = notebooks.output_path(spec, job.id)
-        self.nb = nbformat.read(spec["path"], as_version=4)
+        self.nb = _read(spec["path"])
         if spec.get("parameters"):
             inject_parameters(self.nb, spec["parameters"])
         self.cells = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code"]
@@ -257,7 +276,7 @@ class NotebookRun:
             if self._stopping():
                 self.job.log(f"[CANCELLATION] stopped before cell {n + 1}", stream="jobctl")
                 return "cancelled"
-            self.job.set_progress(n, total, unit="cell", checkpoint=False)
+            self._progress(n, total)
             self.job.log(f"[CELL {n + 1}/{total}]", stream="jobctl")
             self._task = asyncio.ensure_future(
                 self.client.async_execute_cell(self.nb.cells[index], index)
@@ -278,8 +297,15 @@ class NotebookRun:
             finally:
                 self.lines.flush()
             self.save()
-        self.job.set_progress(total, total, unit="cell", checkpoint=False)
+        self._progress(total, total)
         return "completed"
+
+    def _progress(self, done: int, total: int) -> None:
+        """``cell n/total``, with no rate or ETA: cells take anything from a millisecond to
+        a day, so a rate from the ones done would promise an end that means nothing."""
+        data = {"done": done, "total": total, "unit": "cell", "rate": None, "eta_s": None}
+        latest = {f"progress_{k}": v for k, v in data.items() if k != "eta_s"}
+        self.job.event(EventType.PROGRESS, data, **latest, progress_eta=None)
 
     async def _shutdown(self) -> None:
         """The kernel goes with the job: asked to, then killed (at once on SIGTERM)."""

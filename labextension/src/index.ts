@@ -6,19 +6,25 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import { PageConfig } from '@jupyterlab/coreutils';
+
 import { RENDERER_RANK, createRendererFactory } from './mime';
 import { launcherPlugin } from './panel/launcher';
+import { runNotebookPlugin } from './panel/notebookjob';
 import { panelPlugin } from './panel/plugin';
+import { setPathOpener } from './view/files';
 
 const rendererPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-jobctl:renderer',
   description: 'Renders jobctl outputs as live job views, with or without a kernel.',
   autoStart: true,
   requires: [IRenderMimeRegistry],
-  activate: (_app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) => {
+  activate: (app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) => {
     rendermime.addFactory(createRendererFactory(), RENDERER_RANK);
+    // views link to files of the server (a notebook job's executed copy): open them here
+    setPathOpener(path => void app.commands.execute('docmanager:open', { path }), PageConfig.getOption('serverRoot'));
   }
 };
 
-const plugins: JupyterFrontEndPlugin<unknown>[] = [rendererPlugin, panelPlugin, launcherPlugin];
+const plugins: JupyterFrontEndPlugin<unknown>[] = [rendererPlugin, panelPlugin, launcherPlugin, runNotebookPlugin];
 export default plugins;

@@ -26,7 +26,7 @@ export const TERMINAL_STATES: ReadonlySet<string> = new Set<JobState>([
   'lost'
 ]);
 
-export const JOB_KINDS = ['training', 'test_batch', 'command'] as const;
+export const JOB_KINDS = ['training', 'test_batch', 'command', 'notebook'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export interface Progress {
@@ -62,6 +62,8 @@ export interface Job {
   exit_code?: number;
   signal?: string;
   reason?: string;
+  /** Notebook jobs: the executed copy, an absolute path on the server. */
+  output_path?: string;
 }
 
 export interface JobList {

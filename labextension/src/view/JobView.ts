@@ -19,6 +19,7 @@ import { Job, isRecord, isTerminal } from '../api/types';
 import { ACTIONS, ActionName, allowedActions } from './actions';
 import { MetricChart } from './chart';
 import { h, replaceChildren, setText } from './dom';
+import { pathOpener, relativeToRoot } from './files';
 import { formatClock, formatDuration, parseTime } from './format';
 import { LogTail } from './log';
 import { JobModel } from './model';
@@ -89,6 +90,7 @@ export class JobView {
   private readonly notice: HTMLElement;
   private readonly meta: HTMLElement;
   private readonly reason: HTMLElement;
+  private readonly copy: HTMLElement;
   private readonly progress = new ProgressBar();
   private readonly chart: MetricChart | null;
   private readonly log = new LogTail();
@@ -116,6 +118,8 @@ export class JobView {
     this.meta = h('div', { class: 'jobctl-meta' });
     this.reason = h('div', { class: 'jobctl-reason' });
     this.reason.hidden = true;
+    this.copy = h('div', { class: 'jobctl-copy' });
+    this.copy.hidden = true;
     this.placeholder = h('div', { class: 'jobctl-placeholder' });
 
     const header = h(
@@ -132,6 +136,7 @@ export class JobView {
       this.progress.node,
       this.meta,
       this.reason,
+      this.copy,
       this.chart?.node,
       this.results.node,
       this.log.node
@@ -396,6 +401,7 @@ export class JobView {
     } else {
       this.reason.hidden = true;
     }
+    this.renderCopy(job);
     const isBatch = job.kind === 'test_batch';
     this.results.node.hidden = !isBatch;
     if (isBatch) {
@@ -409,6 +415,26 @@ export class JobView {
     } else {
       this.stopTick();
     }
+  }
+
+  /** A notebook job's executed copy: its path, and an Open button where the host can. */
+  private renderCopy(job: Job): void {
+    const path = typeof job.output_path === 'string' ? job.output_path : '';
+    const open = pathOpener();
+    const relative = path ? relativeToRoot(path) : null;
+    const sig = `${path}|${open && relative !== null ? relative : ''}`;
+    this.copy.hidden = !path;
+    if (this.copy.dataset.signature === sig) {
+      return;
+    }
+    this.copy.dataset.signature = sig;
+    const parts = [h('span', { class: 'jobctl-copy-label', text: 'Executed copy: ' }), h('span', { class: 'jobctl-copy-path', text: relative ?? path, title: path })];
+    if (open && relative !== null) {
+      const button = h('button', { class: 'jobctl-button jobctl-copy-open', text: 'Open', attrs: { type: 'button', 'aria-label': 'Open the executed copy' } });
+      button.addEventListener('click', () => open(relative));
+      parts.push(button);
+    }
+    replaceChildren(this.copy, ...parts);
   }
 
   private renderConnection(): void {
