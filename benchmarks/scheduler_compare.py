@@ -23,6 +23,15 @@ start (3): jobctl `POST /jobctl/api/jobs` (demo trainer, `start: true`) until a 
    the notebook left to complete.
 list (8): the first page of `GET /jobs` with N rows in each database (filled directly):
    jobctl `?limit=50` against scheduler `?max_items=50`, interleaved; it runs first.
+notebook (17, 18): the same two-cell notebook (`print`, then `time.sleep(60)`) as a job of
+   each. First cell: jobctl create+start until the job reports `cell 1/2` running (its
+   kernel is up and the cell was sent), against jupyter-scheduler create until
+   `IN_PROGRESS` (it reports nothing per cell: its first cell cannot run before that, so
+   the comparison flatters it). Stop, once the sleeping cell runs (jobctl: `cell 2/2`;
+   scheduler: a second after `IN_PROGRESS`): jobctl `POST .../stop` until `cancelled`,
+   against scheduler `PATCH {"status": "STOPPED"}` until it reads `STOPPED`; interleaved,
+   the order alternating. jobctl's stop goes through its ladder (the cell does not
+   checkpoint: interrupt at `interrupt_after`, 0.5 s by default); the scheduler's kills.
 
 Whatever happens, both servers' jobs are stopped, their process groups killed, and any
 process carrying this run's environment marker is SIGKILLed (and reported).
@@ -86,6 +95,13 @@ NOTEBOOK = {
     "nbformat": 4,
     "nbformat_minor": 5,
 }
+SLEEPER = {
+    **NOTEBOOK,
+    "cells": [
+        {**NOTEBOOK["cells"][0], "source": "print('hello')"},
+        {**NOTEBOOK["cells"][0], "source": "import time\ntime.sleep(60)"},
+    ],
+}
 # runs in the scheduler venv: its versions; fails if anything is missing
 VERSIONS = """
 import json, platform, ipykernel, jupyter_scheduler, jupyter_server, nbconvert
@@ -126,9 +142,10 @@ class Sizes:
     runs: int = 20  # start runs per product (plus one warm-up each)
     rows: int = 10_000  # jobs in each database for the list figure
     gets: int = 30  # timed GETs per list variant (after 3 warm-up ones)
+    notebooks: int = 8  # notebook jobs per product (plus one warm-up each)
 
 
-SMOKE = Sizes(runs=3, rows=500, gets=10)
+SMOKE = Sizes(runs=3, rows=500, gets=10, notebooks=2)
 
 
 # ---------------------------------------------------------------------------- scheduler venv
@@ -258,6 +275,69 @@ def bench_start(jc: Client, sc: Client, env: str, sizes: Sizes, report: Report) 
                 start_scheduler(sc, env, i, report, i > 0)
 
 
+def notebook_jobctl(jc: Client, path: str, report: Report, count: bool) -> None:
+    t0 = time.perf_counter()
+    job = jc.json(
+        "POST", f"{API}/jobs", {"kind": "notebook", "spec": {"path": path}, "start": True}, (201,)
+    )
+    url, deadline = f"{API}/jobs/{job['id']}", time.monotonic() + TIMEOUT
+    first = None
+    while time.monotonic() < deadline:
+        now = jc.json("GET", url)
+        seen = time.perf_counter()
+        prog = now["progress"]
+        if first is None and prog["unit"] == "cell":
+            first = seen - t0  # cell 1/2 was sent to the kernel
+        if (prog["unit"] == "cell" and (prog["done"] or 0) >= 1) or now["status"] in TERMINAL:
+            break
+        time.sleep(0.002)
+    if now["status"] != "running" or first is None:
+        report.problem(f"jobctl notebook {job['id']}: {now['status']}, progress {now['progress']}")
+        jc.json("POST", f"{url}/stop", expect=(202, 409))
+        return
+    t1 = time.perf_counter()
+    jc.json("POST", f"{url}/stop", expect=(202,))
+    status, seen = jc.poll(url, set(TERMINAL))
+    if status != "cancelled":
+        report.problem(f"jobctl notebook {job['id']} stopped as {status}")
+    elif count:
+        report.add("notebook_first_cell.jobctl", first)
+        report.add("notebook_stop.jobctl", seen - t1)
+
+
+def notebook_scheduler(sc: Client, env: str, i: int, report: Report, count: bool) -> None:
+    body = {"name": f"sleeper-{i}", "input_uri": "sleeper.ipynb", "runtime_environment_name": env}
+    t0 = time.perf_counter()
+    job_id = sc.json("POST", "/scheduler/jobs", {**body, "output_formats": ["ipynb"]})["job_id"]
+    url = f"/scheduler/jobs/{job_id}"
+    status, seen = sc.poll(url, {"IN_PROGRESS", "COMPLETED", "FAILED"})
+    if status != "IN_PROGRESS":
+        report.problem(f"scheduler notebook {job_id} reached {status}")
+        return
+    first = seen - t0
+    time.sleep(1.0)  # its kernel starts meanwhile: the stop hits the sleeping cell
+    t1 = time.perf_counter()
+    sc.json("PATCH", url, {"status": "STOPPED"}, expect=(204,))
+    status, seen = sc.poll(url, {"STOPPED", "COMPLETED", "FAILED"})
+    if status != "STOPPED":
+        report.problem(f"scheduler notebook {job_id} stopped as {status}")
+    elif count:
+        report.add("notebook_first_cell.scheduler", first)
+        report.add("notebook_stop.scheduler", seen - t1)
+
+
+def bench_notebook(
+    jc: Client, sc: Client, env: str, path: str, sizes: Sizes, report: Report
+) -> None:
+    print(f"[17, 18] notebook jobs, {sizes.notebooks} each + 1 warm-up, interleaved", flush=True)
+    for i in range(sizes.notebooks + 1):
+        for product in ("jobctl", "scheduler") if i % 2 == 0 else ("scheduler", "jobctl"):
+            if product == "jobctl":
+                notebook_jobctl(jc, path, report, i > 0)
+            else:
+                notebook_scheduler(sc, env, i, report, i > 0)
+
+
 def bench_list(jc: Client, sc: Client, sizes: Sizes, report: Report) -> None:
     print(f"[8] list, {sizes.rows} rows each, {sizes.gets} GETs per product", flush=True)
     variants = {
@@ -299,6 +379,20 @@ def rows(doc: dict[str, Any], backend: str) -> list[Line]:
         jobs = rate(doc["sizes"]["rows"])
         what = f"`GET /jobs?limit=50` at {jobs} jobs, beside jupyter-scheduler"
         out.append(latency(8, what, backend, ours, 20, note))
+    for figure, key, what in (
+        (17, "notebook_first_cell", "notebook job: create+start → first cell running"),
+        (18, "notebook_stop", "notebook job: stop in a `time.sleep(60)` cell → cancelled"),
+    ):
+        ours, theirs = fig.get(f"{key}.jobctl"), fig.get(f"{key}.scheduler")
+        if ours:
+            note = "jupyter-scheduler: no data"
+            if theirs:
+                ending = "IN_PROGRESS" if key == "notebook_first_cell" else "STOPPED"
+                note = (
+                    f"jupyter-scheduler → {ending} p50 {ms(theirs['p50_ms'])}, p99 "
+                    f"{ms(theirs['p99_ms'])} ({theirs['p50_ms'] / ours['p50_ms']:.2f}x ours)"
+                )
+            out.append(latency(figure, what, backend, ours, None, note))
     return out
 
 
@@ -336,7 +430,7 @@ def options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(__doc__, Sizes(), SMOKE, "start,list", argv, options)
+    args = parse(__doc__, Sizes(), SMOKE, "start,list,notebook", argv, options)
     sizes, report = args.sizes, Report()
     sched_python, versions = scheduler_venv(args.cache_dir, args.scheduler_spec)
     tmp, marker = Path(tempfile.mkdtemp(prefix="scheduler-compare-")), uuid.uuid4().hex
@@ -347,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     sched_db = f"sqlite:///{tmp / 'scheduler.sqlite'}"
     (tmp / "root").mkdir()
     (tmp / "root" / "hello.ipynb").write_text(json.dumps(NOTEBOOK))
+    (tmp / "root" / "sleeper.ipynb").write_text(json.dumps(SLEEPER))
     jobctl = JupyterServer(tmp / "jobctl", jobctl_options(jobctl_db), env=env, name="jobctl")
     scheduler = JupyterServer(
         tmp / "scheduler",
@@ -377,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                 bench_list(jc, sc, sizes, report)
             if not args.only or "start" in args.only:
                 bench_start(jc, sc, env_name, sizes, report)
+            if not args.only or "notebook" in args.only:
+                sleeper = str(tmp / "root" / "sleeper.ipynb")
+                bench_notebook(jc, sc, env_name, sleeper, sizes, report)
     finally:
         clean_up([jobctl, scheduler], marker, report)
         shutil.rmtree(tmp, ignore_errors=True)

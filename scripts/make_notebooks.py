@@ -149,10 +149,77 @@ RESTARTS = [
     ),
 ]
 
+# the notebook that 04 runs as a job (in examples/: nbval runs only the top-level ones)
+TRAIN_NOTEBOOK = [
+    (
+        "markdown",
+        "# A training notebook\n\n"
+        "Runs as a job from `04_notebook_jobs.ipynb` (or: right-click → **Run as Job**). "
+        "The cell tagged `parameters` holds the defaults; a job's parameters are assigned "
+        "in a cell added after it.",
+    ),
+    ("code", "epochs = 3\nlearning_rate = 0.1"),
+    (
+        "code",
+        "import numpy as np\n"
+        "from jupyter_jobctl import runtime as jc\n\n"
+        "job = jc.current()  # the job's handle, inside the job's own kernel too\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.normal(size=(256, 3))\n"
+        "y = x @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=256)\n"
+        "w = np.zeros(3)",
+    ),
+    (
+        "code",
+        "for epoch in job.progress(range(epochs), unit='epoch'):\n"
+        "    grad = 2 * x.T @ (x @ w - y) / len(y)\n"
+        "    w -= learning_rate * grad\n"
+        "    loss = float(np.mean((x @ w - y) ** 2))\n"
+        "    job.metric(step=epoch, loss=loss)\n"
+        "    print(f'epoch {epoch} loss {loss:.4f}')\n"
+        "    job.checkpoint()  # a Stop ends the notebook here, cleanly",
+    ),
+    ("code", "print('weights', np.round(w, 2))"),
+]
+
+NOTEBOOK_JOBS = [
+    (
+        "markdown",
+        "# Notebooks as jobs\n\n"
+        "A notebook can run **out of this kernel**, in a kernel of its own supervised by "
+        "jobctl: live `cell n/total` progress, every cell's output in the log, metrics, a "
+        "**Stop** button, and an executed copy written beside it as it goes. In JupyterLab: "
+        "right-click a notebook in the file browser → **Run as Job**.",
+    ),
+    ("code", "%load_ext jupyter_jobctl"),
+    ("code", "%jobctl notebook examples/train_notebook.ipynb -p epochs 20 -p learning_rate 0.05"),
+    (
+        "markdown",
+        "The parameters were injected after the notebook's `parameters` cell. When it has "
+        "run, the executed copy holds every output:",
+    ),
+    (
+        "code",
+        "import time\nfrom jupyter_jobctl.kernel.client import JobctlClient\n\n"
+        "client = JobctlClient.discover()\n" + WAIT_FOR_END,
+    ),
+    (
+        "code",
+        "# NBVAL_CHECK_OUTPUT\n"
+        "import nbformat\n\n"
+        "job = wait_for_end(client.list_jobs(kind='notebook', limit=1)['jobs'][0]['id'])\n"
+        "done, total, unit = (job['progress'][k] for k in ('done', 'total', 'unit'))\n"
+        "print(job['status'], f'{done:.0f}/{total:.0f} {unit}')\n"
+        "copy = nbformat.read(job['output_path'], as_version=4)\n"
+        "print(copy.cells[-1].outputs[0]['text'].strip())",
+    ),
+]
+
 NOTEBOOK_CELLS = {
     "01_quickstart.ipynb": QUICKSTART,
     "02_test_batches.ipynb": BATCHES,
     "03_survive_restarts.ipynb": RESTARTS,
+    "04_notebook_jobs.ipynb": NOTEBOOK_JOBS,
 }
 
 
@@ -217,6 +284,9 @@ def main() -> int:
     proc, url, token = start_server(root)
     os.environ.update({"JOBCTL_URL": url, "JOBCTL_TOKEN": token})
     try:
+        train = build(TRAIN_NOTEBOOK)
+        train.cells[1].metadata["tags"] = ["parameters"]
+        nbformat.write(train, NOTEBOOKS / "examples" / "train_notebook.ipynb")
         for name, cells in NOTEBOOK_CELLS.items():
             nb = build(cells)
             NotebookClient(

@@ -23,7 +23,7 @@ TRAIN_CELLS = [
     new_code_cell(
         "from jupyter_jobctl import runtime as jc\n"
         "job = jc.current()\n"
-        "for epoch in range(epochs):\n"
+        "for epoch in job.progress(range(epochs), unit='epoch'):\n"
         "    job.metric(step=epoch, loss=learning_rate / (epoch + 1))\n"
         "print('config', sorted(job.config.items()))"
     ),
@@ -80,7 +80,8 @@ def test_notebook_job_reports_cells_logs_metrics_and_keeps_an_executed_copy(
     evs = events(server, job["id"])
     cells = [e["data"] for e in evs if e["type"] == "progress" and e["data"]["unit"] == "cell"]
     # 4 code cells: the notebook's 3 and the injected parameters; one progress per cell
-    assert [p["done"] for p in cells] == [0, 1, 2, 3, 4]
+    # (and once more at the end: the kernel's own progress may have come after the last)
+    assert [p["done"] for p in cells] == [0, 1, 2, 3, 4, 4]
     assert {p["total"] for p in cells} == {4}
     lines = logs(server, job["id"])
     assert "config [('epochs', 3), ('learning_rate', 0.5)]" in lines
@@ -90,6 +91,13 @@ def test_notebook_job_reports_cells_logs_metrics_and_keeps_an_executed_copy(
     metrics = [e["data"] for e in evs if e["type"] == "metric"]
     assert metrics == [{"step": s, "loss": 0.5 / (s + 1)} for s in range(3)]
     assert job["metrics"] == {"loss": 0.5 / 3}
+    # the notebook's own epoch progress came in between; the job ends showing its cells
+    assert any(e["data"]["unit"] == "epoch" for e in evs if e["type"] == "progress")
+    assert (job["progress"]["done"], job["progress"]["total"], job["progress"]["unit"]) == (
+        4,
+        4,
+        "cell",
+    )
 
     # the executed copy: beside the input, named after the job, with outputs and parameters
     out = Path(job["output_path"])

@@ -14,7 +14,12 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 def test_example_notebooks_run_against_a_real_server(real_server: Callable) -> None:
     server = real_server()
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert names == ["01_quickstart.ipynb", "02_test_batches.ipynb", "03_survive_restarts.ipynb"]
+    assert names == [
+        "01_quickstart.ipynb",
+        "02_test_batches.ipynb",
+        "03_survive_restarts.ipynb",
+        "04_notebook_jobs.ipynb",
+    ]
     env = {**os.environ, "JOBCTL_URL": server.url, "JOBCTL_TOKEN": server.token}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-cell-timeout=300", *names],

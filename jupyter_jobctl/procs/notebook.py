@@ -249,7 +249,13 @@ class NotebookRun:
         finally:
             self.lines.flush()
             self.save(status)
-            await self._shutdown()
+            # a stopped notebook's cell has unwound already: no need to wait for the kernel's
+            # own exit (its process group is killed, its children with it)
+            await self._shutdown(at_once=status == "cancelled")
+        if status == "completed":
+            # the kernel's last reports (a training loop's epochs) may have been written
+            # after the last cell's: the job ends showing its cells, all done
+            self._progress(total, total)
         return 1 if status == "failed" else 0
 
     async def _start_kernel(self) -> None:
@@ -307,8 +313,8 @@ class NotebookRun:
         latest = {f"progress_{k}": v for k, v in data.items() if k != "eta_s"}
         self.job.event(EventType.PROGRESS, data, **latest, progress_eta=None)
 
-    async def _shutdown(self) -> None:
-        """The kernel goes with the job: asked to, then killed (at once on SIGTERM)."""
+    async def _shutdown(self, at_once: bool = False) -> None:
+        """The kernel goes with the job: asked to, then killed (at once when stopped)."""
         # nbclient's async manager and client, typed by jupyter_client as the sync ones
         kc: Any = self.client.kc
         km: Any = self.client.km
@@ -326,8 +332,9 @@ class NotebookRun:
             kc.stop_channels()
         try:
             if km is not None and km.has_kernel:
-                km.shutdown_wait_time = 0.0 if self.terminated else SHUTDOWN_WAIT
-                await km.shutdown_kernel(now=self.terminated)
+                now = at_once or self.terminated
+                km.shutdown_wait_time = 0.0 if now else SHUTDOWN_WAIT
+                await km.shutdown_kernel(now=now)
         except Exception as exc:
             self.job.log(f"[jobctl] the kernel's shutdown failed: {exc}", stream="jobctl")
         finally:
