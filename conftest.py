@@ -26,7 +26,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 collect_ignore = ["tests/batch_suite"]
 
 TESTS_DIR = Path(__file__).parent / "tests"
-# the seed scenario's config for the demo trainer (DESIGN §2)
+# the seed scenario's config for the demo trainer (docs/architecture.md)
 SEED = {
     "mode": "smoke_test",
     "epochs": 5,

@@ -1,4 +1,4 @@
-"""The API a job uses from inside its worker process (DESIGN §5).
+"""The API a job uses from inside its worker process (README: Inside a job).
 
     from jupyter_jobctl import runtime as jc
     job = jc.current()

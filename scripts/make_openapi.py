@@ -1,4 +1,4 @@
-"""Writes jupyter_jobctl/server/openapi.json, the HTTP contract (DESIGN §6).
+"""Writes jupyter_jobctl/server/openapi.json, the HTTP contract (docs/api.md).
 
 Edit this file, run `.venv/bin/python scripts/make_openapi.py` (the package must be
 importable: states, kinds, outcomes and event types come from jupyter_jobctl.core.states),

@@ -11,7 +11,7 @@ from tornado.httpclient import HTTPClientError
 from conftest import server_config
 from jupyter_jobctl.server import openapi
 
-PERMISSION = {  # DESIGN §6: read for GET and streams, write for stop/pause/resume/delete, ...
+PERMISSION = {  # docs/api.md: read for GET and streams, write for stop/pause/resume/delete, ...
     ("GET", path): "read" for path, ops in openapi.document()["paths"].items() if "get" in ops
 } | {
     ("POST", "/jobs"): "execute",

@@ -2,8 +2,8 @@
 
 Pure Python. Every enum is str-valued: a member *is* its string (``JobState.RUNNING ==
 "running"``, same hash, ``str()`` and f-strings give the value, ``json.dumps`` writes the
-value), so JSON and SQL see exactly the strings of the contract (DESIGN §2, §6) and a
-string read back from the database compares equal to the member. Code that writes a value
+value), so JSON and SQL see exactly the strings of the contract (docs/api.md) and a string
+read back from the database compares equal to the member. Code that writes a value
 out (SQL parameters, JSON built by hand) still passes ``.value``, so no driver ever has to
 adapt an enum.
 """
@@ -75,7 +75,7 @@ ACTIVE: frozenset[JobState] = frozenset(
     {JobState.INITIALIZING, JobState.RUNNING, JobState.PAUSED, JobState.STOPPING}
 )
 
-# to-state -> the states it may be entered from (DESIGN §2). Every transition in the
+# to-state -> the states it may be entered from (docs/architecture.md). Every transition in the
 # store is one conditional UPDATE guarded by exactly these sets.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.INITIALIZING: frozenset({JobState.PENDING}),

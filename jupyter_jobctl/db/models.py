@@ -166,7 +166,7 @@ class JobRow(TypedDict):
 # a row as read: a RowMapping from a query, or a JobRow (a dict) the store handed out
 Row = RowMapping | Mapping[str, Any]
 
-# The public job object of DESIGN §6 (``job_to_json``) and an event (``event_to_json``):
+# The public job object of docs/api.md (``job_to_json``) and an event (``event_to_json``):
 # JSON documents, kept as plain dicts.
 JobJSON = dict[str, Any]
 EventJSON = dict[str, Any]
@@ -186,7 +186,7 @@ def _object(text: str | None) -> dict[str, Any]:
 
 
 def job_to_json(row: Row) -> JobJSON:
-    """The public job object of DESIGN §6 from a ``jobs`` row mapping.
+    """The public job object of docs/api.md from a ``jobs`` row mapping.
 
     Typed numbers (progress) are never NaN/Infinity here (null instead); free-form objects
     (spec, metrics) may still hold them from old rows: responses encode them strictly
@@ -229,7 +229,7 @@ def job_to_json(row: Row) -> JobJSON:
 
 
 def batch_to_json(row: Row) -> dict[str, Any]:
-    """An entry of GET /batches/active (DESIGN §6 field names)."""
+    """An entry of GET /batches/active (docs/api.md field names)."""
     return {
         "batch_id": row["id"],
         "name": row["name"],

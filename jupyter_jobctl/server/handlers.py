@@ -1,4 +1,4 @@
-"""REST handlers (DESIGN §6): parse, call the manager off the event loop, serialise.
+"""REST handlers (docs/api.md): parse, call the manager off the event loop, serialise.
 
 Errors are raised as domain exceptions anywhere below and turned into the JSON body
 ``{"error": "<sentence>", "field"?, "status"?}`` in one place: ErrorMixin.write_error.

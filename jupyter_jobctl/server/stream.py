@@ -1,4 +1,4 @@
-"""WebSocket streams (DESIGN §6): one job's events, and every job's summary changes.
+"""WebSocket streams (docs/api.md): one job's events, and every job's summary changes.
 
 The server learns about events by tailing the database (:class:`~.hub.EventHub`), which
 keeps the newest frames of each watched job in a shared :class:`~.hub.Tail`. Each job

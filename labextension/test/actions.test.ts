@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { JOB_KINDS, JOB_STATES } from '../src/api/types';
 import { ACTIONS, ActionName, allowedActions, isAllowed } from '../src/view/actions';
 
-/** DESIGN §10 and the brief, state by state (kinds other than test_batch never rerun). */
+/** docs/architecture.md (Front ends), state by state (kinds other than test_batch never rerun). */
 const EXPECTED: Record<string, ActionName[]> = {
   pending: ['start', 'stop'],
   initializing: ['stop'],
