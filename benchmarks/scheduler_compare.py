@@ -32,6 +32,8 @@ notebook (17, 18): the same two-cell notebook (`print`, then `time.sleep(60)`) a
    against scheduler `PATCH {"status": "STOPPED"}` until it reads `STOPPED`; interleaved,
    the order alternating. jobctl's stop goes through its ladder (the cell does not
    checkpoint: interrupt at `interrupt_after`, 0.5 s by default); the scheduler's kills.
+   A second after each stop the run's kernel processes are counted (`kernels_left`
+   checks: a kernel a stop left running, still computing) and then killed.
 
 Whatever happens, both servers' jobs are stopped, their process groups killed, and any
 process carrying this run's environment marker is SIGKILLed (and reported).
@@ -275,7 +277,30 @@ def bench_start(jc: Client, sc: Client, env: str, sizes: Sizes, report: Report) 
                 start_scheduler(sc, env, i, report, i > 0)
 
 
-def notebook_jobctl(jc: Client, path: str, report: Report, count: bool) -> None:
+def kernels(marker: str, job_env: bool) -> set[int]:
+    """This run's kernel processes: jobctl's carry their job's id (``job_env``), the
+    scheduler's do not."""
+    entry, job = f"{MARKER}={marker}".encode(), b"JOBCTL_JOB_ID="
+    found = set()
+    for pid in pids_with_env(lambda item: item == entry):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if b"ipykernel" in cmd and any(e.startswith(job) for e in env) == job_env:
+                found.add(pid)
+    return found
+
+
+def left_after(marker: str, job_env: bool, before: set[int], report: Report, key: str) -> None:
+    """Kernels a stop left running, a second after the job said it had ended (then killed,
+    so they do not pile up)."""
+    time.sleep(1.0)
+    left = kernels(marker, job_env) - before
+    report.check(key, report.checks.get(key, 0) + len(left))
+    kill_pids(left)
+
+
+def notebook_jobctl(jc: Client, path: str, marker: str, report: Report, count: bool) -> None:
     t0 = time.perf_counter()
     job = jc.json(
         "POST", f"{API}/jobs", {"kind": "notebook", "spec": {"path": path}, "start": True}, (201,)
@@ -303,9 +328,13 @@ def notebook_jobctl(jc: Client, path: str, report: Report, count: bool) -> None:
     elif count:
         report.add("notebook_first_cell.jobctl", first)
         report.add("notebook_stop.jobctl", seen - t1)
+    left_after(marker, True, set(), report, "notebook_stop.kernels_left.jobctl")
 
 
-def notebook_scheduler(sc: Client, env: str, i: int, report: Report, count: bool) -> None:
+def notebook_scheduler(
+    sc: Client, env: str, i: int, marker: str, report: Report, count: bool
+) -> None:
+    before = kernels(marker, False)
     body = {"name": f"sleeper-{i}", "input_uri": "sleeper.ipynb", "runtime_environment_name": env}
     t0 = time.perf_counter()
     job_id = sc.json("POST", "/scheduler/jobs", {**body, "output_formats": ["ipynb"]})["job_id"]
@@ -324,18 +353,19 @@ def notebook_scheduler(sc: Client, env: str, i: int, report: Report, count: bool
     elif count:
         report.add("notebook_first_cell.scheduler", first)
         report.add("notebook_stop.scheduler", seen - t1)
+    left_after(marker, False, before, report, "notebook_stop.kernels_left.scheduler")
 
 
 def bench_notebook(
-    jc: Client, sc: Client, env: str, path: str, sizes: Sizes, report: Report
+    jc: Client, sc: Client, env: str, path: str, marker: str, sizes: Sizes, report: Report
 ) -> None:
     print(f"[17, 18] notebook jobs, {sizes.notebooks} each + 1 warm-up, interleaved", flush=True)
     for i in range(sizes.notebooks + 1):
         for product in ("jobctl", "scheduler") if i % 2 == 0 else ("scheduler", "jobctl"):
             if product == "jobctl":
-                notebook_jobctl(jc, path, report, i > 0)
+                notebook_jobctl(jc, path, marker, report, i > 0)
             else:
-                notebook_scheduler(sc, env, i, report, i > 0)
+                notebook_scheduler(sc, env, i, marker, report, i > 0)
 
 
 def bench_list(jc: Client, sc: Client, sizes: Sizes, report: Report) -> None:
@@ -474,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench_start(jc, sc, env_name, sizes, report)
             if not args.only or "notebook" in args.only:
                 sleeper = str(tmp / "root" / "sleeper.ipynb")
-                bench_notebook(jc, sc, env_name, sleeper, sizes, report)
+                bench_notebook(jc, sc, env_name, sleeper, marker, sizes, report)
     finally:
         clean_up([jobctl, scheduler], marker, report)
         shutil.rmtree(tmp, ignore_errors=True)

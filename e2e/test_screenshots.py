@@ -99,3 +99,24 @@ def test_screenshot_panel_with_a_detail_view(lab: Lab, page: Any) -> None:
     assert path.stat().st_size > 20_000
     view.get_by_role("button", name="Stop", exact=True).click()
     expect(view.locator("[data-jobctl-status]").first).to_have_text("cancelled", timeout=15_000)
+
+
+def test_screenshot_a_notebook_run_as_a_job(lab: Lab, page: Any) -> None:
+    work = lab.root / "work"
+    shutil.copy(REPO / "notebooks" / "examples" / "train_notebook.ipynb", work / "train.ipynb")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(lab.url_for("lab/tree/train.ipynb") + "&reset")
+    item = page.locator(".jp-DirListing-item").filter(has_text="train.ipynb").first
+    expect(item).to_be_visible(timeout=60_000)
+    item.click(button="right")
+    page.get_by_role("menuitem", name="Run as Job").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.get_by_label("Parameters").fill('{"epochs": 60, "learning_rate": 0.02}')
+    _readme_shot(page, "run-as-job.png")
+    dialog.get_by_role("button", name="Run as job").click()
+    view = page.locator(".jobctl-detail .jobctl-job").first
+    expect(view.locator("[data-jobctl-status]").first).to_have_text("completed", timeout=90_000)
+    expect(view.locator("canvas").first).to_be_visible()
+    expect(view.locator(".jobctl-copy")).to_contain_text("Executed copy: train.")
+    path = _readme_shot(page, "notebook-job.png")
+    assert path.stat().st_size > 20_000
