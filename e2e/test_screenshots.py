@@ -112,7 +112,8 @@ def test_screenshot_a_notebook_run_as_a_job(lab: Lab, page: Any) -> None:
     page.get_by_role("menuitem", name="Run as Job").click()
     dialog = page.locator(".jp-Dialog")
     dialog.get_by_label("Parameters").fill('{"epochs": 60, "learning_rate": 0.02}')
-    _readme_shot(page, "run-as-job.png")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "run-as-job-dialog.png"))
     dialog.get_by_role("button", name="Run as job").click()
     view = page.locator(".jobctl-detail .jobctl-job").first
     expect(view.locator("[data-jobctl-status]").first).to_have_text("completed", timeout=90_000)
