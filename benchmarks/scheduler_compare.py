@@ -32,6 +32,7 @@ notebook (17, 18): the same two-cell notebook (`print`, then `time.sleep(60)`) a
    against scheduler `PATCH {"status": "STOPPED"}` until it reads `STOPPED`; interleaved,
    the order alternating. jobctl's stop goes through its ladder (the cell does not
    checkpoint: interrupt at `interrupt_after`, 0.5 s by default); the scheduler's kills.
+   Also jobctl alone: stop in a loop that checkpoints (`jc.current().progress(...)`).
    A second after each stop the run's kernel processes are counted (`kernels_left`
    checks: a kernel a stop left running, still computing) and then killed.
 
@@ -102,6 +103,17 @@ SLEEPER = {
     "cells": [
         {**NOTEBOOK["cells"][0], "source": "print('hello')"},
         {**NOTEBOOK["cells"][0], "source": "import time\ntime.sleep(60)"},
+    ],
+}
+LOOPER = {
+    **NOTEBOOK,
+    "cells": [
+        {
+            **NOTEBOOK["cells"][0],
+            "source": "import time\nfrom jupyter_jobctl import runtime as jc\n"
+            "for step in jc.current().progress(range(10**6), unit='step'):\n"
+            "    time.sleep(0.01)",
+        }
     ],
 }
 # runs in the scheduler venv: its versions; fails if anything is missing
@@ -300,6 +312,26 @@ def left_after(marker: str, job_env: bool, before: set[int], report: Report, key
     kill_pids(left)
 
 
+def notebook_coop(jc: Client, path: str, report: Report, count: bool) -> None:
+    """jobctl alone: stop a notebook whose loop checkpoints (the cooperative rung)."""
+    job = jc.json(
+        "POST", f"{API}/jobs", {"kind": "notebook", "spec": {"path": path}, "start": True}, (201,)
+    )
+    url, deadline = f"{API}/jobs/{job['id']}", time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        now = jc.json("GET", url)
+        if now["progress"]["unit"] == "step" or now["status"] in TERMINAL:
+            break
+        time.sleep(0.01)
+    t1 = time.perf_counter()
+    jc.json("POST", f"{url}/stop", expect=(202, 409))
+    status, seen = jc.poll(url, set(TERMINAL))
+    if status != "cancelled":
+        report.problem(f"jobctl checkpointing notebook {job['id']} ended {status}")
+    elif count:
+        report.add("notebook_stop_coop.jobctl", seen - t1)
+
+
 def notebook_jobctl(jc: Client, path: str, marker: str, report: Report, count: bool) -> None:
     t0 = time.perf_counter()
     job = jc.json(
@@ -357,8 +389,9 @@ def notebook_scheduler(
 
 
 def bench_notebook(
-    jc: Client, sc: Client, env: str, path: str, marker: str, sizes: Sizes, report: Report
+    jc: Client, sc: Client, env: str, root: Path, marker: str, sizes: Sizes, report: Report
 ) -> None:
+    path = str(root / "sleeper.ipynb")
     print(f"[17, 18] notebook jobs, {sizes.notebooks} each + 1 warm-up, interleaved", flush=True)
     for i in range(sizes.notebooks + 1):
         for product in ("jobctl", "scheduler") if i % 2 == 0 else ("scheduler", "jobctl"):
@@ -366,6 +399,7 @@ def bench_notebook(
                 notebook_jobctl(jc, path, marker, report, i > 0)
             else:
                 notebook_scheduler(sc, env, i, marker, report, i > 0)
+        notebook_coop(jc, str(root / "looper.ipynb"), report, i > 0)
 
 
 def bench_list(jc: Client, sc: Client, sizes: Sizes, report: Report) -> None:
@@ -422,6 +456,9 @@ def rows(doc: dict[str, Any], backend: str) -> list[Line]:
                     f"jupyter-scheduler → {ending} p50 {ms(theirs['p50_ms'])}, p99 "
                     f"{ms(theirs['p99_ms'])} ({theirs['p50_ms'] / ours['p50_ms']:.2f}x ours)"
                 )
+            coop = fig.get("notebook_stop_coop.jobctl")
+            if key == "notebook_stop" and coop:
+                note += f"; a notebook that checkpoints: p50 {ms(coop['p50_ms'])}"
             out.append(latency(figure, what, backend, ours, None, note))
     return out
 
@@ -472,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     (tmp / "root").mkdir()
     (tmp / "root" / "hello.ipynb").write_text(json.dumps(NOTEBOOK))
     (tmp / "root" / "sleeper.ipynb").write_text(json.dumps(SLEEPER))
+    (tmp / "root" / "looper.ipynb").write_text(json.dumps(LOOPER))
     jobctl = JupyterServer(tmp / "jobctl", jobctl_options(jobctl_db), env=env, name="jobctl")
     scheduler = JupyterServer(
         tmp / "scheduler",
@@ -503,8 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.only or "start" in args.only:
                 bench_start(jc, sc, env_name, sizes, report)
             if not args.only or "notebook" in args.only:
-                sleeper = str(tmp / "root" / "sleeper.ipynb")
-                bench_notebook(jc, sc, env_name, sleeper, marker, sizes, report)
+                bench_notebook(jc, sc, env_name, tmp / "root", marker, sizes, report)
     finally:
         clean_up([jobctl, scheduler], marker, report)
         shutil.rmtree(tmp, ignore_errors=True)
