@@ -47,6 +47,7 @@ from jupyter_jobctl.procs import handshake  # noqa: E402
 
 SAVE_EVERY = 2.0  # seconds: the executed copy during a long cell
 SHUTDOWN_WAIT = 1.0  # seconds a kernel gets to exit after its shutdown request, then SIGKILL
+STOP_RELAY_POLL = 0.005  # seconds: the worker's stop flag, looked at from the event loop
 FLUSH_WAIT = 5.0  # seconds for the kernel to write its runtime's queued reports
 # run in the kernel before it is shut down: what the notebook's code reported is written now,
 # not left to an atexit handler that a slow shutdown (killed after SHUTDOWN_WAIT) never runs
@@ -161,6 +162,7 @@ class NotebookRun:
         self._interrupting: asyncio.Future[Any] | None = None
         self._saved_at = 0.0
         self._ipc_dir: str | None = None
+        self._stop_file: str | None = None
         self.nb.metadata["jobctl"] = {
             "job_id": job.id,
             "attempt": job.attempt,
@@ -183,8 +185,11 @@ class NotebookRun:
                 self.job.log(text, stream="stdout")
         elif kind == "error":
             self.lines.flush()
-            for line in content.get("traceback", []):
-                self.job.log(_ANSI.sub("", line), stream="stderr")
+            trace = [_ANSI.sub("", line) for line in content.get("traceback", [])]
+            if self._stopping() and content.get("ename") in _STOP_ERRORS:
+                trace = trace[-1:]  # the stop's own unwinding: where it stopped is enough
+            for line in trace:
+                self.job.log(line, stream="stderr")
         if time.monotonic() - self._saved_at > SAVE_EVERY:
             self.save()
 
@@ -236,6 +241,7 @@ class NotebookRun:
         )
         self.save()
         status = "failed"
+        relay = asyncio.ensure_future(self._relay_stop())
         try:
             self._task = asyncio.ensure_future(self._start_kernel())
             await self._task
@@ -247,6 +253,7 @@ class NotebookRun:
             if status == "failed":
                 self.set_reason(f"The notebook's kernel died: {exc}")
         finally:
+            relay.cancel()
             self.lines.flush()
             self.save(status)
             # a stopped notebook's cell has unwound already: no need to wait for the kernel's
@@ -258,14 +265,24 @@ class NotebookRun:
             self._progress(total, total)
         return 1 if status == "failed" else 0
 
+    async def _relay_stop(self) -> None:
+        """Pass the stop on to the kernel's runtime the moment this worker hears of it."""
+        while not self.job.should_stop():
+            await asyncio.sleep(STOP_RELAY_POLL)
+        if self._stop_file is not None:
+            with open(self._stop_file, "w"):
+                pass
+
     async def _start_kernel(self) -> None:
         env = dict(os.environ)
         env.pop(handshake.FD_ENV, None)
-        env.update(runtime.kernel_env(self.job.attempt, self.spec.get("parameters", {})))
-        km = self.client.km = self.client.create_kernel_manager()
         # the kernel's channels on Unix sockets in a folder of the job's: no TCP ports to
         # race for or to expose, and no "running over TCP without encryption" in the log
         self._ipc_dir = tempfile.mkdtemp(prefix="jobctl-kernel-")
+        self._stop_file = os.path.join(self._ipc_dir, "stop")
+        params = self.spec.get("parameters", {})
+        env.update(runtime.kernel_env(self.job.attempt, params, self._stop_file))
+        km = self.client.km = self.client.create_kernel_manager()
         km.transport = "ipc"
         km.ip = os.path.join(self._ipc_dir, "kernel")
         try:
