@@ -29,7 +29,7 @@ $(VENV)/.run-deps: pyproject.toml labextension/package-lock.json | $(PY)
 	@touch $@ $(VENV)/.frontend
 
 $(VENV)/.test-deps: pyproject.toml labextension/package-lock.json | $(PY)
-	PATH=$(BIN):$$PATH $(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab,postgres,dev,test]'
+	PATH=$(BIN):$$PATH $(UV) pip install --python $(PY) --compile-bytecode -q -e '.[lab,postgres,dask,dev,test]'
 	PATH=$(BIN):$$PATH $(VENV)/bin/jupyter-builder develop --overwrite . >/dev/null
 	@touch $@ $(VENV)/.run-deps $(VENV)/.frontend
 

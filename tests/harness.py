@@ -324,3 +324,96 @@ class PostgresCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------------------- Dask
+
+
+class DaskCluster:
+    """``dask scheduler`` and named ``dask worker`` processes (no nanny: killing a worker's
+    process is the worker dying), each in its own session, on 127.0.0.1; logs under ``home``."""
+
+    def __init__(self, home: Path, python: str | Path = sys.executable) -> None:
+        self.home = Path(home)
+        self.dask = str(Path(python).parent / "dask")
+        self.port = 0
+        self.scheduler: subprocess.Popen[bytes] | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCTL_")}
+        with open(self.home / f"dask-{name}.log", "ab") as log:
+            return subprocess.Popen(
+                [self.dask, *argv],
+                cwd=self.home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def start(self, workers: Iterable[str] = ("w1", "w2")) -> DaskCluster:
+        self.port = free_port()
+        self.scheduler = self._spawn(
+            "scheduler",
+            ["scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+        )
+        for name in workers:
+            self.add_worker(name)
+        return self
+
+    def add_worker(self, name: str, resources: str | None = None) -> None:
+        argv = ["worker", self.address, "--name", name, "--nthreads", "4", "--no-nanny"]
+        argv += ["--host", "127.0.0.1", "--no-dashboard"]
+        if resources:
+            argv += ["--resources", resources]
+        self.workers[name] = self._spawn(name, argv)
+        self.wait_for_workers()
+
+    def names(self) -> list[str]:
+        """The workers the scheduler knows (asked through a throw-away client)."""
+        from distributed import Client
+
+        with Client(self.address, timeout=30, set_as_default=False) as client:
+            info = client.scheduler_info(n_workers=-1) if _takes_n_workers() else None
+            info = info or client.scheduler_info()
+            return sorted(w.get("name") for w in info["workers"].values())
+
+    def wait_for_workers(self, timeout: float = 120.0) -> None:
+        wanted = sorted(n for n, p in self.workers.items() if p.poll() is None)
+        wait_for(lambda: self.names() == wanted, timeout, f"dask workers {wanted}")
+
+    def kill_worker(self, name: str) -> None:
+        proc = self.workers.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def worker_pid(self, name: str) -> int:
+        return self.workers[name].pid
+
+    def stop(self) -> None:
+        for proc in [*self.workers.values(), *([self.scheduler] if self.scheduler else [])]:
+            end_group(proc, 5.0)
+        self.workers.clear()
+        self.scheduler = None
+
+    def __enter__(self) -> DaskCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _takes_n_workers() -> bool:
+    import inspect
+
+    from distributed import Client
+
+    return "n_workers" in inspect.signature(Client.scheduler_info).parameters

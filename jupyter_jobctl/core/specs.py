@@ -25,6 +25,11 @@ MAX_STRING = 4096
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_PREFIX = "JOBCTL_"  # the job's env never overrides jobctl's own variables
+# where a job may run, in Dask's own terms (worker resources, worker restrictions): every kind
+# accepts them; an executor that cannot place jobs refuses them (Executor.check_placement)
+PLACEMENT = ("resources", "workers")
+MAX_PLACEMENT = 64
+_RESOURCE_RE = re.compile(r"^[A-Za-z_][\w.\-]{0,63}$")
 
 DEMO_MODES = ("smoke_test", "full")
 DEMO_OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -99,7 +104,43 @@ def resolve_cwd(cwd: str, base_dir: str | None) -> str:
     return resolved
 
 
+def _placement(spec: dict[str, Any], out: dict[str, Any]) -> None:
+    if spec.get("resources") is not None:
+        wanted = spec["resources"]
+        if not isinstance(wanted, dict) or not wanted:
+            raise SpecError(
+                "spec.resources",
+                'spec.resources must be an object naming resources and amounts, e.g. {"GPU": 1}.',
+            )
+        if len(wanted) > MAX_PLACEMENT:
+            raise SpecError("spec.resources", f"spec.resources names more than {MAX_PLACEMENT}.")
+        for key, amount in wanted.items():
+            if not _RESOURCE_RE.match(key):
+                raise SpecError(
+                    f"spec.resources.{key}",
+                    f"spec.resources: {key!r} is not a resource name (letters, digits, _ . -).",
+                )
+            number = isinstance(amount, (int, float)) and not isinstance(amount, bool)
+            if not number or not math.isfinite(amount) or amount <= 0:
+                raise SpecError(
+                    f"spec.resources.{key}", f"spec.resources.{key} must be a positive number."
+                )
+        out["resources"] = dict(wanted)
+    if spec.get("workers") is not None:
+        workers = spec["workers"]
+        if isinstance(workers, str):
+            workers = [workers]
+        names = _string_list(workers, "spec.workers", allow_empty=False)
+        if len(names) > MAX_PLACEMENT:
+            raise SpecError("spec.workers", f"spec.workers names more than {MAX_PLACEMENT}.")
+        for i, name in enumerate(names):
+            if not name.strip():
+                raise SpecError(f"spec.workers[{i}]", f"spec.workers[{i}] must not be empty.")
+        out["workers"] = names
+
+
 def _common(spec: dict[str, Any], out: dict[str, Any], base_dir: str | None = None) -> None:
+    _placement(spec, out)
     if spec.get("cwd") is not None:
         out["cwd"] = resolve_cwd(_string(spec["cwd"], "spec.cwd"), base_dir)
     if spec.get("env") is not None:
@@ -150,7 +191,7 @@ def validate_demo_config(config: dict[str, Any], prefix: str = "spec.config") ->
 
 
 def _training(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
-    _check_keys(spec, {"target", "config", "cwd", "env"}, "spec")
+    _check_keys(spec, {"target", "config", "cwd", "env", *PLACEMENT}, "spec")
     if "target" not in spec:
         raise SpecError(
             "spec.target", "spec.target is required (a 'pkg.module:function' or a .py path)."
@@ -174,7 +215,7 @@ def _training(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
 
 
 def _command(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
-    _check_keys(spec, {"argv", "cwd", "env"}, "spec")
+    _check_keys(spec, {"argv", "cwd", "env", *PLACEMENT}, "spec")
     if "argv" not in spec:
         raise SpecError("spec.argv", "spec.argv is required (the program and its arguments).")
     argv = _string_list(spec["argv"], "spec.argv", allow_empty=False)
@@ -186,7 +227,7 @@ def _command(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
 
 
 def _test_batch(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
-    _check_keys(spec, {"args", "cwd", "env"}, "spec")
+    _check_keys(spec, {"args", "cwd", "env", *PLACEMENT}, "spec")
     out: dict[str, Any] = {
         "args": _string_list(spec.get("args", []), "spec.args", allow_empty=True)
     }
@@ -195,7 +236,9 @@ def _test_batch(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
 
 
 def _notebook(spec: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
-    _check_keys(spec, {"path", "parameters", "kernel", "cwd", "env", "output_path"}, "spec")
+    _check_keys(
+        spec, {"path", "parameters", "kernel", "cwd", "env", "output_path", *PLACEMENT}, "spec"
+    )
     if "path" not in spec:
         raise SpecError("spec.path", "spec.path is required (the notebook to run, a .ipynb file).")
     path = resolve_path(_string(spec["path"], "spec.path"), base_dir, "spec.path")

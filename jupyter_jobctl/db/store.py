@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import RowMapping, make_url
@@ -55,6 +56,7 @@ from jupyter_jobctl.core.states import (
     JobState,
     state_values,
 )
+from jupyter_jobctl.db.listen import ChangeListener
 from jupyter_jobctl.db.models import (
     EventJSON,
     JobJSON,
@@ -68,6 +70,7 @@ from jupyter_jobctl.db.models import (
 )
 
 MAX_EVENT_BYTES = 64 * 1024
+CHANNEL = "jobctl_changes"  # NOTIFY'd with a job's id by every change (see db/listen.py)
 MAX_LOG_LINE = 8 * 1024
 MAX_PAGE = 1000
 BUSY_TIMEOUT_MS = 15_000
@@ -567,6 +570,7 @@ class Store:
             .where(jobs.c.id == row["id"])
             .values(last_seq=last, updated_at=ts, **values)
         )
+        self._notify(conn, row["id"])
         if expanded:
             conn.execute(
                 insert(events),
@@ -576,6 +580,33 @@ class Store:
                 ],
             )
         return last
+
+    def _notify(self, conn: Connection, job_id: str) -> None:
+        """PostgreSQL: wake every server LISTENing (:mod:`~jupyter_jobctl.db.listen`) when
+        this transaction commits; the same job twice in one transaction is sent once."""
+        if self.dialect == "postgresql":
+            conn.execute(
+                text("SELECT pg_notify(:channel, :job)"), {"channel": CHANNEL, "job": job_id}
+            )
+
+    def listen(self, on_change: Callable[[str | None], None]) -> ChangeListener | None:
+        """Call ``on_change(job_id)`` from a thread whenever a job changes in any process
+        (``None``: look at everything, after a reconnection); None on SQLite, which has no
+        push (the tail poll is the way there)."""
+        if self.dialect != "postgresql":
+            return None
+        return ChangeListener(self._listening, on_change)
+
+    def _listening(self) -> Any:
+        """A connection of its own (not the pool's), in autocommit, LISTENing on CHANNEL."""
+        import psycopg
+
+        libpq = make_url(self.url).set(drivername="postgresql")
+        conn = psycopg.connect(
+            libpq.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+        )
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
 
     @staticmethod
     def _truncated_line(limit: int) -> str:
@@ -978,7 +1009,10 @@ class Store:
         start: int,
         boot_id: str,
     ) -> bool:
-        """Remember a supervisor's or worker's identity (boot id + pid + start ticks)."""
+        """Remember a supervisor's or worker's identity (boot id + pid + start ticks).
+
+        The supervisor's is its claim on the attempt: False (nothing written) when another
+        supervisor has it already, so a task a cluster runs twice runs the job once."""
         values: dict[str, Any] = {f"{role}_pid": pid, f"{role}_start": start, "boot_id": boot_id}
         if role == "supervisor":
             values.update(host=self.host, heartbeat_at=_now())
@@ -986,6 +1020,10 @@ class Store:
             row = self._fenced(conn, job_id, attempt)
             if row is None:
                 return False
+            if role == "supervisor" and row["supervisor_pid"] is not None:
+                mine = (row["supervisor_pid"], row["supervisor_start"], row["host"])
+                if mine != (pid, start, self.host):
+                    return False
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         return True
 
@@ -1045,7 +1083,9 @@ class Store:
     def set_reason(self, job_id: str, attempt: int, reason: str) -> None:
         with self._tx() as conn:
             if self._fenced(conn, job_id, attempt) is not None:
-                conn.execute(update(jobs).where(jobs.c.id == job_id).values(reason=reason[:2000]))
+                values = {"reason": reason[:2000], "updated_at": _now()}
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+                self._notify(conn, job_id)
 
     def mark_running(
         self, job_id: str, attempt: int, worker: ProcessIdentity | None = None

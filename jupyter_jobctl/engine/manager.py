@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from jupyter_jobctl.core.errors import Conflict, DatabaseUnavailable, SpecError, StorageError
 from jupyter_jobctl.core.specs import validate_job
 from jupyter_jobctl.core.states import EventType, JobKind, JobState, TestOutcome
+from jupyter_jobctl.db.listen import ChangeListener
 from jupyter_jobctl.db.models import EventJSON, JobJSON, JobRow
 from jupyter_jobctl.db.store import DEFAULT_MAX_LOG_BYTES as DEFAULT_MAX_LOG_BYTES
 from jupyter_jobctl.db.store import Store, request_hash
@@ -37,6 +39,10 @@ WRITE_PROBLEMS = {
 # An initializing job gets this long to show a supervisor before it can be called lost
 # (Ray PR #34223: recovery must not race a freshly started job).
 START_GRACE = 30.0
+# A supervisor no executor here can see (another host, a Dask worker) is lost when its
+# heartbeat is this many intervals old, and never sooner than REMOTE_STALE_MIN seconds
+REMOTE_STALE_BEATS = 4
+REMOTE_STALE_MIN = 4.0
 
 # (the class below has a method named ``list``: inside it, the builtin needs another name)
 JobPage = list[JobJSON]
@@ -94,6 +100,7 @@ class JobManager:
         executor: Executor | None = None,
         executor_name: str = "local",
         executor_class: type[Executor] | None = None,
+        executor_options: dict[str, Any] | None = None,
         migrate: bool = True,
         job_nice: int = 0,
         base_dir: str | None = None,
@@ -110,7 +117,11 @@ class JobManager:
             self.migrate(tolerate=tolerate_outage)
         self.policy = policy or StopPolicy()
         self.executor: Executor = executor or make_executor(
-            executor_name, executor_class, log_dir=self.store.log_dir(), job_nice=job_nice
+            executor_name,
+            executor_class,
+            log_dir=self.store.log_dir(),
+            job_nice=job_nice,
+            **(executor_options or {}),
         )
         self._reconciler: threading.Thread | None = None
         self._closing = threading.Event()
@@ -147,6 +158,7 @@ class JobManager:
         earlier identical request, whose job is returned unchanged.
         """
         kind, name, clean = validate_job(kind, spec, name, base_dir=self.base_dir)
+        self.executor.check_placement(clean)  # before anything is written
         body_hash = request_hash([kind, name, clean, bool(start)]) if idempotency_key else None
         job, created = self.store.create_job(
             kind, name, clean, idempotency_key=idempotency_key, body_hash=body_hash
@@ -182,7 +194,27 @@ class JobManager:
         """Immediate: the job becomes ``stopping`` (the supervisor sees it and runs the stop
         ladder); a pending job becomes ``cancelled``. Again on a ``stopping`` job: accepted,
         nothing more happens. On a finished job: :class:`Conflict` naming its state."""
-        return self.store.request_stop(job_id)
+        job = self.store.request_stop(job_id)
+        if job["status"] == JobState.STOPPING:
+            row = self.store.get_row(job_id)
+            if row["supervisor_pid"] is None:
+                waiting = self.executor.waiting(row)
+                if waiting is not None:  # queued on a cluster: no supervisor to run a ladder
+                    self._cancel_queued(row, {})
+                    job = self.store.get_job(job_id)
+        return job
+
+    def _cancel_queued(self, row: JobRow, outcome: Reconciled) -> None:
+        self.executor.withdraw(row)
+        if self.store.finish(
+            row["id"],
+            row["attempt"],
+            JobState.CANCELLED,
+            reason="Stopped while it waited for a place on the cluster; it never ran.",
+            logs=["[CANCELLATION] stopped while queued: the job never started"],
+            expect_status=[JobState.STOPPING.value],
+        ):
+            outcome.setdefault(JobState.CANCELLED.value, []).append(row["id"])
 
     def pause(self, job_id: str) -> JobJSON:
         return self.store.request_pause(job_id)
@@ -305,6 +337,10 @@ class JobManager:
             }
         return {"status": "ok", "db": "ok"}
 
+    def listen(self, on_change: Callable[[str | None], None]) -> ChangeListener | None:
+        """Be called when any process changes a job (PostgreSQL NOTIFY); None on SQLite."""
+        return self.store.listen(on_change)
+
     def epoch(self) -> str:
         return self.store.epoch()
 
@@ -331,21 +367,58 @@ class JobManager:
                 continue
             interval = row["heartbeat_interval"] or self.policy.heartbeat_interval
             last = row["heartbeat_at"] or row["started_at"] or row["created_at"]
-            fresh = now - last < 3 * interval
-            if row["supervisor_pid"] is None and now - (row["started_at"] or now) < START_GRACE:
-                outcome["waiting"].append(row["id"])
-                continue
-            if fresh and row["supervisor_pid"] is not None:
+            if row["supervisor_pid"] is None:
+                waiting = self.executor.waiting(row)
+                if waiting is not None and waiting.gone:
+                    self._end_unstarted(row, waiting.reason, outcome)
+                    continue
+                if waiting is not None and row["status"] == JobState.STOPPING:
+                    self._cancel_queued(row, outcome)
+                    continue
+                if waiting is not None:  # queued on a cluster: say why, however long
+                    if row["reason"] != waiting.reason:
+                        self.store.set_reason(row["id"], row["attempt"], waiting.reason)
+                    outcome["waiting"].append(row["id"])
+                    continue
+                if now - (row["started_at"] or now) < START_GRACE:
+                    outcome["waiting"].append(row["id"])
+                    continue
+            elif self.executor.is_alive(row) is None:  # not ours to see: its heartbeat decides
+                if now - last < max(REMOTE_STALE_BEATS * interval, REMOTE_STALE_MIN):
+                    outcome["adopted"].append(row["id"])
+                    continue
+            elif now - last < 3 * interval:
                 outcome["waiting"].append(row["id"])
                 continue
             self._end_orphan(row, outcome)
         return outcome
 
+    def _end_unstarted(self, row: JobRow, reason: str, outcome: Reconciled) -> None:
+        if self.store.finish(
+            row["id"],
+            row["attempt"],
+            JobState.FAILED,
+            reason=reason,
+            logs=[f"[jobctl] {reason}"],
+            expect_status=[row["status"]],
+        ):
+            log.warning("job %s failed to start: %s", row["id"], reason)
+            outcome[JobState.FAILED.value].append(row["id"])
+
     def _end_orphan(self, row: JobRow, outcome: Reconciled) -> None:
         worker_alive = self.executor.worker_alive(row)
         killed = self.executor.clean_up(row)
         to: JobState
-        if worker_alive:
+        unseen = row["supervisor_pid"] is not None and self.executor.is_alive(row) is None
+        if unseen:
+            age = time.time() - (row["heartbeat_at"] or row["started_at"] or time.time())
+            reason = (
+                f"The job's supervisor on {row['host'] or 'another machine'} stopped sending "
+                f"heartbeats {age:.0f} s ago (its machine or Dask worker died, or lost the "
+                "database); no exit was recorded."
+            )
+            to = JobState.LOST
+        elif worker_alive:
             reason = (
                 "The job's supervisor process died while the worker still ran; the worker "
                 f"was killed ({killed} process(es))."

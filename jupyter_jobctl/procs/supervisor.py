@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from jupyter_jobctl.core.errors import JobNotFound, StorageError
 from jupyter_jobctl.core.outage import Outage
-from jupyter_jobctl.core.states import EventType, JobKind, JobState
+from jupyter_jobctl.core.states import TERMINAL, EventType, JobKind, JobState
 from jupyter_jobctl.procs import handshake, processes, title
 from jupyter_jobctl.procs.processes import Identity
 
@@ -461,6 +461,13 @@ class Supervisor:
         if row["attempt"] != self.attempt or worker is None:
             return
         status = row["status"]
+        if status in TERMINAL:
+            # declared over elsewhere (lost while this machine was cut off, cancelled while
+            # queued): nothing here may go on running it
+            if "gone" not in self.sent:
+                self.sent.add("gone")
+                processes.signal_group(worker, signal.SIGKILL)
+            return
         if status == JobState.STOPPING or row["stop_requested_at"] is not None:
             if not self.job_code_started:
                 self._end_before_go(worker)

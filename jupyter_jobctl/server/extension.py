@@ -48,7 +48,23 @@ class JobCtl(ExtensionApp):
     )
     executor = Unicode(
         "local",
-        help="Where jobs run, by name: 'local' (per-job supervisors on this machine).",
+        help="Where jobs run, by name: 'local' (per-job supervisors on this machine), "
+        "'dask' (tasks on the Dask cluster at dask_address; use a shared PostgreSQL db_url) "
+        "or 'dask-local' (a LocalCluster started with the server, for trying it out).",
+    ).tag(config=True)
+    dask_address = Unicode(
+        "",
+        help="The Dask scheduler's address for executor 'dask', e.g. tcp://scheduler:8786.",
+    ).tag(config=True)
+    dask_start_timeout = Float(
+        0.0,
+        help="Seconds a job may wait on the Dask cluster for a worker (busy cluster, no worker "
+        "with its resources) before it fails; 0: as long as it takes (it shows why it waits).",
+    ).tag(config=True)
+    listen_poll_interval = Float(
+        0.5,
+        help="With PostgreSQL, LISTEN/NOTIFY wakes the streams when any server or worker "
+        "writes; the database is then polled only this often, as the fallback.",
     ).tag(config=True)
     executor_class = Type(
         None,
@@ -122,6 +138,7 @@ class JobCtl(ExtensionApp):
             policy=policy,
             executor_name=self.executor,
             executor_class=self.executor_class,
+            executor_options=self._executor_options(),
             job_nice=self.job_nice,
             base_dir=self._root_dir(),
             max_log_bytes=self.max_log_bytes_per_job,
@@ -139,7 +156,12 @@ class JobCtl(ExtensionApp):
         }
         self.settings.update(settings)
         assert self.serverapp is not None  # set by ExtensionApp before initialize_settings
-        self.hub = EventHub(self.manager, self.serverapp.web_app.settings, self.tail_interval)
+        self.hub = EventHub(
+            self.manager,
+            self.serverapp.web_app.settings,
+            self.tail_interval,
+            listen_poll_interval=self.listen_poll_interval,
+        )
         self.settings["jobctl_hub"] = self.hub
         self.log.info("jobctl: job database %s", self.manager.db_url)
         # before the first request: re-adopt live jobs, end those whose processes are gone
@@ -154,6 +176,14 @@ class JobCtl(ExtensionApp):
             len(outcome[JobState.LOST]),
             len(outcome[JobState.FAILED]),
         )
+
+    def _executor_options(self) -> dict[str, Any]:
+        if self.executor_class is not None or not self.executor.startswith("dask"):
+            return {}
+        options: dict[str, Any] = {"start_timeout": self.dask_start_timeout}
+        if self.executor == "dask":
+            options["address"] = self.dask_address or None
+        return options
 
     def _root_dir(self) -> str | None:
         """The server's root_dir: where a relative spec.cwd starts, as in Jupyter."""

@@ -88,11 +88,22 @@ class EventHub:
     """Tails job changes from the database, reads watched jobs' new events once, wakes sockets."""
 
     def __init__(
-        self, manager: JobManager, settings: dict[str, Any], poll_interval: float = 0.025
+        self,
+        manager: JobManager,
+        settings: dict[str, Any],
+        poll_interval: float = 0.025,
+        *,
+        listen: bool = True,
+        listen_poll_interval: float = 0.5,
     ) -> None:
         self.manager = manager
         self.settings = settings
         self.poll_interval = poll_interval
+        # PostgreSQL: NOTIFY wakes the loop when any process changes a job, so the poll is
+        # only the fallback and runs this much less often (SQLite: no push, the poll it is)
+        self.listen = listen
+        self.listen_poll_interval = max(poll_interval, listen_poll_interval)
+        self._listener: Any = None
         # the newest row of recently changed or watched jobs (forgotten when neither)
         self.latest: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, tuple[int, str, float]] = {}  # (last_seq, status, updated_at)
@@ -106,8 +117,26 @@ class EventHub:
     def ensure_started(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
+        if self.listen and self._listener is None:
+            loop = asyncio.get_running_loop()
+
+            def changed(_job_id: str | None) -> None:  # the listener's thread
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._wake.set)
+
+            self._listener = self.manager.listen(changed) or False
+
+    def _interval(self) -> float:
+        listener = self._listener
+        return (
+            self.listen_poll_interval
+            if listener and listener.connected.is_set()
+            else self.poll_interval
+        )
 
     async def stop(self) -> None:
+        if self._listener:
+            self._listener.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -196,7 +225,7 @@ class EventHub:
                 await asyncio.sleep(0)  # more to read right away; let the loop breathe first
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self._interval())
 
     def _behind(self, job_id: str) -> bool:
         tail, row = self.tails.get(job_id), self.latest.get(job_id)

@@ -1,4 +1,4 @@
-"""Executors by name: ``c.JobCtl.executor = "local"`` (the Dask executors join here)."""
+"""Executors by name: ``c.JobCtl.executor = "local" | "dask" | "dask-local"``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import importlib
 from typing import Any
 
 from jupyter_jobctl.core.errors import SpecError
-from jupyter_jobctl.engine.executors.base import Executor
+from jupyter_jobctl.engine.executors.base import Executor, Waiting
 
 # name -> "module:Class", imported on demand so an unused executor costs no import
 EXECUTORS: dict[str, str] = {
     "local": "jupyter_jobctl.engine.executors.local:LocalExecutor",
+    "dask": "jupyter_jobctl.engine.executors.dask:DaskExecutor",
+    "dask-local": "jupyter_jobctl.engine.executors.dask:DaskLocalExecutor",
 }
 
 
@@ -35,4 +37,4 @@ def make_executor(
     return (cls or executor_class(name))(**options)
 
 
-__all__ = ["EXECUTORS", "Executor", "executor_class", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "Waiting", "executor_class", "make_executor"]

@@ -7,12 +7,23 @@ plugs in without the manager, the server or the front ends changing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from jupyter_jobctl.core.errors import SpecError
+from jupyter_jobctl.core.specs import PLACEMENT
 from jupyter_jobctl.core.states import JobKind
 from jupyter_jobctl.db.models import JobRow
 
 Row = JobRow  # a job row as the store returns it (``Store.get_row``, ``Store.active_rows``)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a started job has no supervisor yet; ``gone``: it never will (its task failed)."""
+
+    reason: str
+    gone: bool = False
 
 
 class Executor(ABC):
@@ -50,13 +61,36 @@ class Executor(ABC):
     def clean_up(self, row: Row) -> int:
         """Kill what a job left once its supervisor is gone; returns how many processes."""
 
-    def adopt(self, row: Row) -> bool:
-        """Take back a job after a server restart: True while its supervisor may live.
+    def check_placement(self, spec: dict[str, Any]) -> None:
+        """Refuse (:class:`SpecError`) placement this executor cannot honour; by default any:
+        ``resources`` and ``workers`` are Dask's, and a job asking for a GPU must not run
+        silently on a machine without one."""
+        for key in PLACEMENT:
+            if key in spec:
+                raise SpecError(
+                    f"spec.{key}",
+                    f"spec.{key} places a job on a Dask cluster, but this server runs jobs with "
+                    f"the {self.name!r} executor; leave spec.{key} out, or start the server "
+                    'with c.JobCtl.executor = "dask" (see the README).',
+                )
 
-        A supervisor this executor cannot see (another host) is given the benefit of the
-        doubt: its heartbeat, not this answer, decides when it is lost.
+    def waiting(self, row: Row) -> Waiting | None:
+        """Why a started job has no supervisor yet, when this executor knows (queued on a
+        cluster): the job stays ``initializing`` and shows the reason, or fails with it when
+        ``gone``. None: the manager's start grace decides, as for a supervisor that should
+        have started at once."""
+        return None
+
+    def withdraw(self, row: Row) -> None:  # noqa: B027 - optional hook
+        """A queued attempt (see :meth:`waiting`) was stopped: take it off the queue."""
+
+    def adopt(self, row: Row) -> bool:
+        """Take back a job after a server restart: True when its supervisor is seen alive.
+
+        False also for a supervisor this executor cannot see (another host, a Dask worker):
+        the manager then goes by its heartbeat.
         """
-        return self.is_alive(row) is not False
+        return self.is_alive(row) is True
 
     def warm(self, db_url: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Get ready so that the first launch is fast."""

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from jupyter_jobctl.core.states import JobKind
 from jupyter_jobctl.engine.executors.base import Executor, Row
@@ -296,6 +296,16 @@ class LocalExecutor(Executor):
         """Supervisors started by this executor that are still running."""
         self.reap()
         return len(self._children) + len(self._forked)
+
+
+def same_boot_identity(row: Row, role: str) -> Identity | None:
+    """The recorded supervisor or worker of a job when it ran on this machine (same boot),
+    else None: another machine's pids mean nothing here."""
+    values = cast(dict[str, Any], row)
+    pid, start, boot = values.get(f"{role}_pid"), values.get(f"{role}_start"), row.get("boot_id")
+    if pid is None or start is None or not boot or boot != processes.boot_id():
+        return None
+    return Identity(int(pid), int(start), boot)
 
 
 def _server_env() -> dict[str, str]:

@@ -395,7 +395,9 @@ export class JobView {
     setText(this.kind, job.kind);
     this.progress.update(job.progress, status, active);
     this.renderMeta(job);
-    if (job.reason && !active) {
+    // a finished job's reason says how it ended; an initializing one's why it waits
+    // (queued on a Dask cluster); a running job's is not final yet
+    if (job.reason && (!active || status === 'initializing')) {
       setText(this.reason, job.reason);
       this.reason.hidden = false;
     } else {
