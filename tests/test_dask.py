@@ -287,12 +287,13 @@ def test_a_restarted_server_readopts_cluster_jobs_and_stops_them(dask_servers):
 
 
 def test_two_servers_share_every_job_and_stream_it_without_gaps(dask_servers):
-    a, b = dask_servers(), dask_servers()
+    # B polls the database only every 60 s: what reaches its stream sooner came by NOTIFY
+    a, b = dask_servers(), dask_servers("--JobCtl.listen_poll_interval=60")
     _, job = a.request("POST", "/jobs", {"kind": "training", "spec": COOP, "start": True})
     stream = Stream(b, job["id"])
     try:
         stream.until(lambda f: f.get("event") == "status" and f["data"]["status"] == "running")
-        stream.until(lambda f: f.get("event") == "progress")
+        stream.until(lambda f: f.get("event") == "progress", timeout=20)
         code, listed = b.request("GET", "/jobs?status=running")
         assert code == 200 and job["id"] in [j["id"] for j in listed["jobs"]]
         code, _ = b.request("POST", f"/jobs/{job['id']}/stop")  # B stops what A started
@@ -346,3 +347,29 @@ def test_dask_local_runs_a_job_on_a_cluster_of_its_own(tmp_path, pg_url):
             end_all_jobs(manager)
         finally:
             manager.close()
+
+
+def test_every_change_is_notified_to_listeners(pg_url, tmp_path):
+    """The push behind the streams of several servers: NOTIFY on commit, per job."""
+    from jupyter_jobctl.db.store import Store
+
+    heard: list[str | None] = []
+    writer, listener_store = Store(pg_url), Store(pg_url)
+    writer.upgrade()
+    listener = listener_store.listen(heard.append)
+    assert listener is not None
+    try:
+        wait_for(listener.connected.is_set, 30, "LISTEN to connect")
+        wait_for(lambda: None in heard, 10, "the look-at-everything call on connecting")
+        job, _ = writer.create_job("command", "n", {"argv": ["true"]})
+        wait_for(lambda: job["id"] in heard, 10, "the creation's NOTIFY")
+        count = heard.count(job["id"])
+        writer.request_stop(job["id"])  # pending -> cancelled: one more change
+        wait_for(lambda: heard.count(job["id"]) > count, 10, "the stop's NOTIFY")
+    finally:
+        listener.close()
+        writer.close()
+        listener_store.close()
+    sqlite = Store(f"sqlite:///{tmp_path / 'jobctl.db'}")
+    assert sqlite.listen(heard.append) is None  # SQLite: no push, the tail poll it is
+    sqlite.close()

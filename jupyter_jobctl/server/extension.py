@@ -61,6 +61,12 @@ class JobCtl(ExtensionApp):
         help="Seconds a job may wait on the Dask cluster for a worker (busy cluster, no worker "
         "with its resources) before it fails; 0: as long as it takes (it shows why it waits).",
     ).tag(config=True)
+    listen = Bool(
+        True,
+        help="With PostgreSQL, LISTEN for the NOTIFY every change sends, so that the streams "
+        "of this server follow jobs written by any server or machine at once (False: the "
+        "tail poll alone, every tail_interval).",
+    ).tag(config=True)
     listen_poll_interval = Float(
         0.5,
         help="With PostgreSQL, LISTEN/NOTIFY wakes the streams when any server or worker "
@@ -160,6 +166,7 @@ class JobCtl(ExtensionApp):
             self.manager,
             self.serverapp.web_app.settings,
             self.tail_interval,
+            listen=self.listen,
             listen_poll_interval=self.listen_poll_interval,
         )
         self.settings["jobctl_hub"] = self.hub
