@@ -239,7 +239,7 @@ def test_a_dask_worker_that_dies_takes_its_job_to_lost(dask_servers, dask_cluste
     spec = {**COOP, "workers": ["w3"]}
     code, job = server.request("POST", "/jobs", {"kind": "training", "spec": spec, "start": True})
     assert code == 201, job
-    running = reach(server, job["id"], "running")
+    reach(server, job["id"], "running")
     assert supervisor_parent(server, job["id"]).pid == dask_cluster.worker_pid("w3")
     t0 = time.monotonic()
     dask_cluster.kill_worker("w3")
@@ -333,7 +333,7 @@ def test_dask_local_runs_a_job_on_a_cluster_of_its_own(tmp_path, pg_url):
     try:
         spec = {**COOP, "config": {"steps": 200, "sleep": 0.02}}
         _, job = server.request("POST", "/jobs", {"kind": "training", "spec": spec, "start": True})
-        running = reach(server, job["id"], "running", timeout=120)
+        reach(server, job["id"], "running", timeout=120)
         worker = supervisor_parent(server, job["id"])
         # the supervisor's parent is a Dask worker process of the server's own LocalCluster
         assert worker.pid != server.proc.pid
