@@ -212,6 +212,7 @@ def test_placement_runs_where_asked_and_waits_visibly_when_nowhere(dask_servers,
     )
     assert waiting["status"] == "initializing"
     assert "none of the cluster's 2 worker(s) has it" in waiting["reason"]
+    assert f"[jobctl] {waiting['reason']}" in log_lines(server, queued["id"])  # views see it
     t0 = time.monotonic()
     code, _ = server.request("POST", f"/jobs/{queued['id']}/stop")
     assert code == 202

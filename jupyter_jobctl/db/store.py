@@ -1080,12 +1080,18 @@ class Store:
         self._keep_dropped(job_id, dropped)
         return last
 
-    def set_reason(self, job_id: str, attempt: int, reason: str) -> None:
+    def set_reason(self, job_id: str, attempt: int, reason: str, *, log: bool = False) -> None:
+        """The job's reason; with ``log`` also a ``[jobctl]`` line, so that open streams
+        (which carry events, not row changes) show it too."""
         with self._tx() as conn:
-            if self._fenced(conn, job_id, attempt) is not None:
+            row = self._fenced(conn, job_id, attempt)
+            if row is not None:
                 values = {"reason": reason[:2000], "updated_at": _now()}
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-                self._notify(conn, job_id)
+                if log:
+                    self._append(conn, row, [log_event(f"[jobctl] {reason}")])
+                else:
+                    self._notify(conn, job_id)
 
     def mark_running(
         self, job_id: str, attempt: int, worker: ProcessIdentity | None = None

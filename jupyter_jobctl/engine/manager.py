@@ -377,7 +377,7 @@ class JobManager:
                     continue
                 if waiting is not None:  # queued on a cluster: say why, however long
                     if row["reason"] != waiting.reason:
-                        self.store.set_reason(row["id"], row["attempt"], waiting.reason)
+                        self.store.set_reason(row["id"], row["attempt"], waiting.reason, log=True)
                     outcome["waiting"].append(row["id"])
                     continue
                 if now - (row["started_at"] or now) < START_GRACE:

@@ -195,6 +195,18 @@ describe('JobView DOM contract', () => {
     expect(transport.sockets[0].closedByClient).toBe(true);
   });
 
+  it('an initializing job says why it waits; a running one keeps its reason to itself', () => {
+    const { root, transport } = mount();
+    const why = 'Waiting for a Dask worker with GPU=1: none of the cluster\'s 2 worker(s) has it yet.';
+    const s = transport.last.open();
+    s.send({ type: 'snapshot', job: makeJob({ status: 'initializing', reason: why }) });
+    const shown = root.querySelector<HTMLElement>('.jobctl-reason')!;
+    expect(shown.hidden).toBe(false);
+    expect(shown.textContent).toBe(why);
+    s.send({ type: 'snapshot', job: makeJob({ status: 'running', reason: 'half-way' }) });
+    expect(root.querySelector<HTMLElement>('.jobctl-reason')!.hidden).toBe(true);
+  });
+
   it('Delete removes the buttons and says so', async () => {
     const { root, transport } = mount();
     transport.last.open().send({ type: 'snapshot', job: makeJob({ status: 'failed', reason: 'The worker exited with code 1.' }) });
