@@ -113,6 +113,15 @@ def end_all_jobs(m: JobManager) -> None:
             return
 
 
+def end_jobs_on(db_url: str) -> None:
+    """Teardown of a test's servers' database: every job ended, every process killed."""
+    m = JobManager(db_url, policy=FAST_POLICY)
+    try:
+        end_all_jobs(m)
+    finally:
+        m.close()
+
+
 def forge_row(m: JobManager, job_id: str, **values: object) -> None:
     """Rewrite a job row as a crashed host or an old server would have left it."""
     from sqlalchemy import update
@@ -212,8 +221,4 @@ def real_server(tmp_path: Path) -> Iterator[Callable[..., RealServer]]:
     yield start
     for server in servers:
         server.kill()
-    m = JobManager(db_url, policy=FAST_POLICY)
-    try:
-        end_all_jobs(m)
-    finally:
-        m.close()
+    end_jobs_on(db_url)

@@ -21,7 +21,7 @@ from conftest import (
     SEED,
     TESTS_DIR,
     RealServer,
-    end_all_jobs,
+    end_jobs_on,
     forge_row,
     wait_for,
 )
@@ -68,11 +68,7 @@ def dask_servers(
     yield start
     for server in servers:
         server.kill()
-    manager = JobManager(pg_url, policy=FAST_POLICY)
-    try:
-        end_all_jobs(manager)
-    finally:
-        manager.close()
+    end_jobs_on(pg_url)
 
 
 def job_of(server: RealServer, job_id: str) -> dict:
@@ -343,11 +339,7 @@ def test_dask_local_runs_a_job_on_a_cluster_of_its_own(tmp_path, pg_url):
         assert done["status"] == "completed", done
     finally:
         server.stop()
-        manager = JobManager(pg_url, policy=FAST_POLICY)
-        try:
-            end_all_jobs(manager)
-        finally:
-            manager.close()
+        end_jobs_on(pg_url)
 
 
 def test_every_change_is_notified_to_listeners(pg_url, tmp_path):
