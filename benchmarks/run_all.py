@@ -63,6 +63,8 @@ STEPS = [
     Step("scheduler", "scheduler_compare.py"),
     Step("server-pg", "server_bench.py", ["--only=stop,latency,ingest,list"], PG),
     Step("ingest-nice", "server_bench.py", NICE, "SQLite, `job_nice=5`"),
+    # its own PostgreSQL, Dask cluster and servers: dask vs local executor, NOTIFY vs poll
+    Step("dask", "dask_bench.py", backend="PostgreSQL + Dask", full=["--stop-runs=15"]),
 ]
 
 

@@ -267,8 +267,9 @@ class PostgresCluster:
 
     def __init__(self, bin_dir: str, max_connections: int = 300) -> None:
         self.bin_dir, self.max_connections = bin_dir, max_connections
-        self.data = tempfile.mkdtemp(prefix="jobctl-pg-")
         self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        # the postgres user must reach it: not under a caller's private TMPDIR (run_all's)
+        self.data = tempfile.mkdtemp(prefix="jobctl-pg-", dir="/tmp" if self.as_pg else None)
         self.port = 0
         self.started = False
 

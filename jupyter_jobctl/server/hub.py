@@ -104,6 +104,8 @@ class EventHub:
         self.listen = listen
         self.listen_poll_interval = max(poll_interval, listen_poll_interval)
         self._listener: Any = None
+        self._looked_at = 0.0  # loop time the last look at the database began
+        self._wake_pending = False  # a NOTIFY's look is scheduled already
         # the newest row of recently changed or watched jobs (forgotten when neither)
         self.latest: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, tuple[int, str, float]] = {}  # (last_seq, status, updated_at)
@@ -122,9 +124,28 @@ class EventHub:
 
             def changed(_job_id: str | None) -> None:  # the listener's thread
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(self._wake.set)
+                    loop.call_soon_threadsafe(self._notified)
 
             self._listener = self.manager.listen(changed) or False
+
+    def _notified(self) -> None:
+        """A NOTIFY: look now, or, when the last look began less than ``poll_interval`` ago,
+        then. Busy jobs send thousands a second; the push must cost the database no more
+        looks than the poll did, while a change after a quiet spell is seen at once."""
+        if self._wake_pending:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._looked_at + self.poll_interval - loop.time()
+        if wait <= 0:
+            self._wake.set()
+            return
+        self._wake_pending = True
+
+        def wake() -> None:
+            self._wake_pending = False
+            self._wake.set()
+
+        loop.call_later(wait, wake)
 
     def _interval(self) -> float:
         listener = self._listener
@@ -188,7 +209,9 @@ class EventHub:
 
     async def _run(self) -> None:
         since = time.time() - CHANGE_WINDOW
+        loop = asyncio.get_running_loop()
         while True:
+            self._looked_at = loop.time()
             try:
                 rows = await run_in_db_pool(
                     self.settings, self.manager.changed_since, since - CHANGE_WINDOW
