@@ -30,9 +30,7 @@ class ChangeListener:
         self.connect = connect  # a new psycopg connection, LISTENing (Store.listening)
         self.on_change = on_change
         self.connected = threading.Event()  # LISTENing now
-        self.notifications = 0  # received, for /health-like checks and the benchmark
         self._closing = threading.Event()
-        self._conn: Any = None
         self._thread = threading.Thread(target=self._run, name="jobctl-listen", daemon=True)
         self._thread.start()
 
@@ -41,13 +39,11 @@ class ChangeListener:
         while not self._closing.is_set():
             try:
                 with self.connect() as conn:
-                    self._conn = conn
                     self.connected.set()
                     delay = RECONNECT_MIN
                     self.on_change(None)
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=WAIT):
-                            self.notifications += 1
                             self.on_change(note.payload or None)
             except Exception as exc:  # the database went away: the tail poll covers meanwhile
                 if self._closing.is_set():
@@ -58,7 +54,6 @@ class ChangeListener:
                 self._closing.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
             finally:
-                self._conn = None
                 self.connected.clear()
 
     def close(self) -> None:

@@ -27,7 +27,6 @@ from jupyter_jobctl.procs import dask_task, processes
 log = logging.getLogger("jupyter_jobctl")
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
-ASK_TIMEOUT = 5.0  # seconds for the scheduler to say what it knows of a task
 SUBMIT_GRACE = 10.0  # seconds a just-submitted task may be unknown to the scheduler
 
 
@@ -152,9 +151,6 @@ class DaskExecutor(Executor):
     def _ask(self, keys: list[str]) -> dict[str, dict[str, Any] | None] | None:
         """The scheduler's view of these tasks, or None when it does not answer."""
         try:
-            client = self.client()
-            found = client.run_on_scheduler(dask_task.task_states, keys, _timeout=ASK_TIMEOUT)
-        except TypeError:  # older distributed: no per-call timeout
             found = self.client().run_on_scheduler(dask_task.task_states, keys)
         except Exception as exc:
             log.debug("jobctl: the Dask scheduler did not answer: %s", exc)
