@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from browser_harness import ARTIFACTS, TERMINAL, Lab, shoot, wait_until
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -550,12 +551,18 @@ def test_stop_all_from_the_palette_asks_first(lab: Lab, page: Any) -> None:
 
         def search(text: str) -> Any:
             # the modal palette closes when anything else takes focus (JupyterLab finishing
-            # a layout restore, say): open it again, as a person would
-            if not palette.locator("input").is_visible():
-                run_command(page, "apputils:activate-command-palette")
-            expect(palette.locator("input")).to_be_visible()
-            palette.locator("input").fill(text)
+            # a layout restore, say), even between a look and a keystroke: open it again
+            # and type again, as a person would
             item = palette.locator(".lm-CommandPalette-item").filter(has_text=text).first
+            for _ in range(5):
+                try:
+                    if not palette.locator("input").is_visible():
+                        run_command(page, "apputils:activate-command-palette")
+                    palette.locator("input").fill(text, timeout=5_000)
+                    expect(item).to_be_visible(timeout=5_000)
+                    return item
+                except (PlaywrightTimeout, AssertionError):
+                    continue
             expect(item).to_be_visible()
             return item
 
