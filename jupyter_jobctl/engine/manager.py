@@ -58,7 +58,10 @@ Reconciled = dict[str, list[str]]  # "adopted" | "waiting" | a terminal state ->
 
 @dataclass
 class StopPolicy:
-    """The stop ladder's timings (DESIGN §4), copied onto each job when it starts."""
+    """The stop ladder's timings, copied onto each job when it starts.
+
+    See docs/architecture.md, "The stop ladder".
+    """
 
     interrupt_after: float = 0.5
     stop_grace: float = 3.0

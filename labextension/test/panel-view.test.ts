@@ -60,6 +60,17 @@ describe('JobsPanel', () => {
     expect(row(root, jobN(2).id).textContent).toContain(jobN(2).id); // the id is shown
   });
 
+  it('says why an initializing job waits, and Starting… when nothing is known', async () => {
+    const waiting = 'Waiting for a Dask worker with resources GPU=1.';
+    const server = new FakeServer([
+      jobN(1, { status: 'initializing', reason: waiting }),
+      jobN(2, { status: 'initializing' })
+    ]);
+    const { root } = await mount(server);
+    expect(row(root, jobN(1).id).querySelector('.jobctl-prow-summary')!.textContent).toBe(waiting);
+    expect(row(root, jobN(2).id).querySelector('.jobctl-prow-summary')!.textContent).toBe('Starting…');
+  });
+
   it('follows the stream, says Reconnecting… while it is down, and re-reads on reconnect', async () => {
     const server = new FakeServer([jobN(1, { status: 'running', last_seq: 1 })]);
     const { panel, root, clock } = await mount(server);

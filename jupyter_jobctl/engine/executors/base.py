@@ -1,4 +1,6 @@
-"""The executor interface (DESIGN §8): where a job attempt runs and whether it still lives.
+"""The executor interface: where a job attempt runs and whether it still lives.
+
+See docs/architecture.md, "Executors".
 
 The manager calls only what is declared here, so a new executor (Dask, a user's own)
 plugs in without the manager, the server or the front ends changing.

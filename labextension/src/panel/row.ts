@@ -109,7 +109,8 @@ export function rowSummary(job: Job): { text: string; fraction: number | null } 
       return { text: 'Not started', fraction: null };
     }
     if (job.status === 'initializing') {
-      return { text: 'Starting…', fraction: null };
+      // a job waiting for a place to run says why (`Waiting for a worker with GPU=1.`)
+      return { text: job.reason || 'Starting…', fraction: null };
     }
   }
   return p;
