@@ -44,6 +44,7 @@ FLUSH_INTERVAL = 0.05
 POLL_INTERVAL = 0.025  # stop/pause flag: half the flush period, for quick cooperative stops
 PROGRESS_INTERVAL = 0.2  # at most this often a progress event per loop
 STORE_WAIT = 60.0  # seconds a flush waits for the reporter thread to open the database
+STOP_LOOK = 0.01  # how often that wait looks for a stop
 MAX_BATCH = 2000
 # While the database is away (an outage) reports wait in memory, at most this many: then the
 # job itself waits in log()/metric() until they are written (nothing is dropped)
@@ -328,8 +329,19 @@ class Job:
                 outage.failed(exc, len(self._queue), time.monotonic() - began)
 
     def flush(self) -> None:
-        """Write everything queued so far (called by the thread, and at exit)."""
-        if not self._store_ready.wait(STORE_WAIT) or self._store is None:
+        """Write everything queued so far (called by the thread, and at exit).
+
+        A stop that comes while the database is still opening returns at once, so a job
+        that flushes first thing still reaches its next checkpoint: what is queued goes out
+        when the job ends.
+        """
+        deadline = time.monotonic() + STORE_WAIT
+        while not self._store_ready.wait(STOP_LOOK):
+            if self._stop_requested:
+                return
+            if time.monotonic() >= deadline:
+                break
+        if self._store is None:
             raise RuntimeError("the job database could not be opened; reports are queued")
         with self._flush_lock:
             while self._queue or self._latest:

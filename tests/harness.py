@@ -268,8 +268,7 @@ class PostgresCluster:
     def __init__(self, bin_dir: str, max_connections: int = 300) -> None:
         self.bin_dir, self.max_connections = bin_dir, max_connections
         self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        # the postgres user must reach it: not under a caller's private TMPDIR (run_all's)
-        self.data = tempfile.mkdtemp(prefix="jobctl-pg-", dir="/tmp" if self.as_pg else None)
+        self.data = ""  # made by start(): a cluster only asked for its version leaves nothing
         self.port = 0
         self.started = False
 
@@ -285,6 +284,8 @@ class PostgresCluster:
         return out.stdout.decode().strip().replace("postgres (PostgreSQL) ", "")
 
     def start(self) -> PostgresCluster:
+        # the postgres user must reach it: not under a caller's private TMPDIR (run_all's)
+        self.data = tempfile.mkdtemp(prefix="jobctl-pg-", dir="/tmp" if self.as_pg else None)
         if self.as_pg:
             shutil.chown(self.data, "postgres")
         init = self._run(f"{self.bin_dir}/initdb", "-D", self.data, "-A", "trust", "-U", "jobctl")
@@ -318,7 +319,8 @@ class PostgresCluster:
         if self.started:
             self._run(f"{self.bin_dir}/pg_ctl", "-D", self.data, "-m", "immediate", "stop")
             self.started = False
-        shutil.rmtree(self.data, ignore_errors=True)
+        if self.data:
+            shutil.rmtree(self.data, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:
         return self.start()

@@ -4,6 +4,10 @@ it goes, the stop ladder reaching the kernel, and clear errors for bad requests.
 
 from __future__ import annotations
 
+import glob
+import os
+import signal
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,6 +155,33 @@ def test_stop_during_a_sleeping_cell_interrupts_the_kernel_and_leaves_nothing(
     assert copy.cells[0].outputs[0]["text"] == "before\n"
     assert copy.cells[1].outputs[-1]["ename"] == "KeyboardInterrupt"
     assert not copy.cells[2].outputs
+
+
+def test_a_killed_notebook_worker_leaves_no_kernel_and_no_scratch_folder(
+    real_server: Callable[..., RealServer], tmp_path: Path
+) -> None:
+    """SIGKILL gives the worker no chance to clean up: its supervisor does."""
+    from jupyter_jobctl.db.store import Store
+
+    server = real_server()
+    write_notebook(tmp_path, "sleepy.ipynb", [new_code_cell("import time\ntime.sleep(60)")])
+    job = create(server, {"path": "sleepy.ipynb"})
+    wait_for(lambda: "[CELL 1/1]" in logs(server, job["id"]), 60, "the sleeping cell")
+
+    def scratch_dirs() -> list[str]:
+        return glob.glob(os.path.join(tempfile.gettempdir(), f"jobctl-{job['id'][:12]}-*"))
+
+    assert len(scratch_dirs()) == 1  # the kernel's sockets
+    store = Store(server.db_url)
+    try:
+        worker_pid = store.get_row(job["id"])["worker_pid"]
+    finally:
+        store.close()
+    os.kill(worker_pid, signal.SIGKILL)
+    job = finished(server, job["id"], timeout=60)
+    assert job["status"] == "failed" and "SIGKILL" in job["reason"], job
+    assert wait_for(lambda: job_processes(job["id"]) == [], 30, "no process of the job left")
+    assert scratch_dirs() == []
 
 
 def test_a_notebook_that_checkpoints_stops_cooperatively(

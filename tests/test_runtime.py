@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -92,3 +93,31 @@ def test_progress_eta_midway(attached) -> None:
     prog = store.get_job(job.id)["progress"]
     assert prog["total"] == 100 and 0 < prog["done"] <= 61
     assert prog["eta_s"] is not None and prog["eta_s"] > 0
+
+
+def test_a_stop_reaches_a_flush_that_waits_for_the_database(sqlite_url: str) -> None:
+    """A job whose first statement is ``flush()`` waits for SQLAlchemy; a stop heard over the
+    handshake meanwhile must let it go on to its checkpoint, not wait for the store."""
+    store = Store(sqlite_url)
+    store.upgrade()
+    row, _ = store.create_job("training", "t", {"target": "m:f", "config": {}})
+    store.close()
+    opening = threading.Event()
+
+    def slow_store() -> Store:
+        opening.wait(30)  # the database opens only when the test says so
+        return Store(sqlite_url)
+
+    job = jc.Job(row["id"], 1, {}, slow_store)
+    try:
+        job.log("queued before the database opened")
+        threading.Timer(0.2, job.stop_now).start()  # the supervisor's STOP
+        t0 = time.monotonic()
+        job.flush()
+        assert time.monotonic() - t0 < 5  # without the stop it waits up to STORE_WAIT
+        with pytest.raises(jc.Cancelled):
+            job.checkpoint()
+        assert list(job._queue)  # kept: written (or handed over) when the job ends
+    finally:
+        opening.set()
+        job.close()

@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from jupyter_jobctl import runtime  # noqa: E402
 from jupyter_jobctl.core import notebooks  # noqa: E402
 from jupyter_jobctl.core.states import EventType  # noqa: E402
 from jupyter_jobctl.core.timestamps import iso  # noqa: E402
-from jupyter_jobctl.procs import handshake  # noqa: E402
+from jupyter_jobctl.procs import handshake, scratch  # noqa: E402
 
 SAVE_EVERY = 2.0  # seconds: the executed copy during a long cell
 SHUTDOWN_WAIT = 1.0  # seconds a kernel gets to exit after its shutdown request, then SIGKILL
@@ -278,7 +277,7 @@ class NotebookRun:
         env.pop(handshake.FD_ENV, None)
         # the kernel's channels on Unix sockets in a folder of the job's: no TCP ports to
         # race for or to expose, and no "running over TCP without encryption" in the log
-        self._ipc_dir = tempfile.mkdtemp(prefix="jobctl-kernel-")
+        self._ipc_dir = scratch.make_dir(self.job.id, self.job.attempt)
         self._stop_file = os.path.join(self._ipc_dir, "stop")
         params = self.spec.get("parameters", {})
         env.update(runtime.kernel_env(self.job.attempt, params, self._stop_file))

@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from jupyter_jobctl.core.errors import JobNotFound, StorageError
 from jupyter_jobctl.core.outage import Outage
 from jupyter_jobctl.core.states import TERMINAL, EventType, JobKind, JobState
-from jupyter_jobctl.procs import handshake, processes, title
+from jupyter_jobctl.procs import handshake, processes, scratch, title
 from jupyter_jobctl.procs.processes import Identity
 
 if TYPE_CHECKING:
@@ -382,6 +382,7 @@ class Supervisor:
             assert info is not None
             processes.signal_group(self.worker_id, signal.SIGKILL)
             processes.kill_job_processes(self.job_id, exclude=[self.worker.pid])
+            scratch.remove_dirs(self.job_id, self.attempt)  # what a killed worker left
             _, wait_status = os.waitpid(self.worker.pid, 0)
             self.worker.returncode = os.waitstatus_to_exitcode(wait_status)
         finally:
