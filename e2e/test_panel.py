@@ -334,6 +334,11 @@ def test_a_job_deleted_meanwhile_is_shown_as_not_found(lab: Lab, page: Any) -> N
     status, _ = lab.api("DELETE", f"jobs/{job_id}")  # e.g. from the CLI
     assert status == 204
     button(r, "Delete").click()
+    dialog = page.locator(".jp-Dialog")  # it cannot be undone: JupyterLab asks first
+    expect(dialog).to_contain_text("Delete this job?")
+    expect(dialog).to_contain_text('"deleted elsewhere" and its logs')
+    shoot(page, "panel-08-delete-asks")
+    dialog.get_by_role("button", name="Delete", exact=True).click()
     expect(r.locator(".jobctl-prow-message")).to_have_text(f"No job with id '{job_id}' exists.")
     shoot(page, "panel-08-deleted-meanwhile")
     button(r, "Open").click()

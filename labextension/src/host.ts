@@ -4,6 +4,7 @@
  */
 
 import { Transport } from './api/transport';
+import { Confirm } from './view/actions';
 import { h } from './view/dom';
 import { JobView } from './view/JobView';
 import { JobsListView } from './view/JobsListView';
@@ -15,7 +16,9 @@ export class ViewHost {
 
   constructor(
     private readonly el: HTMLElement,
-    private readonly transport: Transport
+    private readonly transport: Transport,
+    /** How the host asks before Delete (JupyterLab's dialog; else the browser's). */
+    private readonly confirm?: Confirm
   ) {}
 
   show(target: ViewTarget): void {
@@ -28,7 +31,7 @@ export class ViewHost {
     if (target.kind === 'job') {
       // compared with what was asked, not what is shown: after a rerun switched the view to
       // the new job, a re-render of the same output keeps it there
-      const view = new JobView(this.transport, target.jobId);
+      const view = new JobView(this.transport, target.jobId, { confirm: this.confirm });
       this.view = view;
       node = view.node;
     } else if (target.kind === 'jobs') {

@@ -8,7 +8,8 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { PageConfig } from '@jupyterlab/coreutils';
 
-import { RENDERER_RANK, createRendererFactory } from './mime';
+import { labConfirm } from './confirm';
+import { RENDERER_RANK, createRendererFactory, pageTransport } from './mime';
 import { launcherPlugin } from './panel/launcher';
 import { runNotebookPlugin } from './panel/notebookjob';
 import { panelPlugin } from './panel/plugin';
@@ -20,7 +21,7 @@ const rendererPlugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [IRenderMimeRegistry],
   activate: (app: JupyterFrontEnd, rendermime: IRenderMimeRegistry) => {
-    rendermime.addFactory(createRendererFactory(), RENDERER_RANK);
+    rendermime.addFactory(createRendererFactory(pageTransport, labConfirm), RENDERER_RANK);
     // views link to files of the server (a notebook job's executed copy): open them here
     setPathOpener(path => void app.commands.execute('docmanager:open', { path }), PageConfig.getOption('serverRoot'));
   }

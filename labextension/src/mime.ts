@@ -13,6 +13,7 @@ import { Widget } from '@lumino/widgets';
 import { PageTransport } from './api/page';
 import { Transport } from './api/transport';
 import { ViewHost } from './host';
+import { Confirm } from './view/actions';
 import { parseTarget } from './target';
 
 export const MIME_TYPE = 'application/vnd.jupyter.jobctl+json';
@@ -33,11 +34,12 @@ export class JobOutputWidget extends Widget implements IRenderMime.IRenderer {
 
   constructor(
     private readonly mimeType: string,
-    transport: Transport
+    transport: Transport,
+    confirm?: Confirm
   ) {
     super();
     this.addClass('jobctl-output');
-    this.host = new ViewHost(this.node, transport);
+    this.host = new ViewHost(this.node, transport, confirm);
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
@@ -53,11 +55,15 @@ export class JobOutputWidget extends Widget implements IRenderMime.IRenderer {
   }
 }
 
-export function createRendererFactory(transport: () => Transport = pageTransport): IRenderMime.IRendererFactory {
+/** `confirm`: how outputs ask before Delete (the plugin passes JupyterLab's dialog). */
+export function createRendererFactory(
+  transport: () => Transport = pageTransport,
+  confirm?: Confirm
+): IRenderMime.IRendererFactory {
   return {
     safe: true,
     mimeTypes: [MIME_TYPE],
     defaultRank: RENDERER_RANK,
-    createRenderer: options => new JobOutputWidget(options.mimeType, transport())
+    createRenderer: options => new JobOutputWidget(options.mimeType, transport(), confirm)
   };
 }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { JobsPanel, restoredMessage } from '../src/panel/panel';
 import { VirtualList } from '../src/panel/virtual';
+import { Confirm, Question } from '../src/view/actions';
 import { FakeClock } from './helpers';
 import { FakeServer, jobN, settle } from './panel-helpers';
 
@@ -12,7 +13,7 @@ afterEach(() => {
   document.body.replaceChildren();
 });
 
-async function mount(server: FakeServer) {
+async function mount(server: FakeServer, confirm?: Confirm) {
   const clock = new FakeClock();
   const opened: string[] = [];
   const announced: string[] = [];
@@ -21,6 +22,7 @@ async function mount(server: FakeServer) {
     open: id => opened.push(id),
     announce: m => announced.push(m),
     clock,
+    confirm,
     stream: { clock, random: () => 0 }
   });
   panels.push(panel);
@@ -133,6 +135,24 @@ describe('JobsPanel', () => {
     panel.renderNow();
     expect(r.querySelector('.jobctl-prow-message')!.textContent).toBe('Stop requested');
     expect(buttons(r)).toEqual(['Open']); // stopping: no Stop any more
+  });
+
+  it('asks before Delete and deletes nothing on a no', async () => {
+    const server = new FakeServer([jobN(1, { name: 'old run', status: 'completed' })]);
+    const asked: Question[] = [];
+    let answer = false;
+    const { panel, root } = await mount(server, async q => (asked.push(q), answer));
+    const del = () => [...row(root, jobN(1).id).querySelectorAll('button')].find(b => b.textContent === 'Delete')!;
+    del().click();
+    await settle();
+    expect(asked.map(q => q.body)).toEqual(['"old run" and its logs, metrics and results will be removed for good.']);
+    expect(server.jobs.has(jobN(1).id)).toBe(true);
+    answer = true;
+    del().click();
+    await settle();
+    panel.renderNow();
+    expect(server.jobs.has(jobN(1).id)).toBe(false);
+    expect(row(root, jobN(1).id)).toBeNull();
   });
 
   it('filters by state, kind and search from the controls', async () => {

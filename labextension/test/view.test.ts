@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { ApiError, TIMEOUT_MESSAGE } from '../src/api/errors';
-import { JobView } from '../src/view/JobView';
+import { Question } from '../src/view/actions';
+import { JobView, JobViewOptions } from '../src/view/JobView';
 import { JobsListView } from '../src/view/JobsListView';
 import { FakeClock, FakeTransport, ev, flush, makeJob } from './helpers';
 
@@ -14,9 +15,9 @@ afterEach(() => {
   document.body.replaceChildren();
 });
 
-function mount(transport = new FakeTransport(), jobId = ID) {
+function mount(transport = new FakeTransport(), jobId = ID, options: JobViewOptions = {}) {
   const clock = new FakeClock();
-  const view = new JobView(transport, jobId, { clock, schedule: f => f(), chart: false, stream: { clock, random: () => 0 } });
+  const view = new JobView(transport, jobId, { clock, schedule: f => f(), chart: false, stream: { clock, random: () => 0 }, ...options });
   views.push(view);
   document.body.appendChild(view.node);
   return { view, transport, clock, root: view.node };
@@ -207,13 +208,25 @@ describe('JobView DOM contract', () => {
     expect(root.querySelector<HTMLElement>('.jobctl-reason')!.hidden).toBe(true);
   });
 
-  it('Delete removes the buttons and says so', async () => {
-    const { root, transport } = mount();
-    transport.last.open().send({ type: 'snapshot', job: makeJob({ status: 'failed', reason: 'The worker exited with code 1.' }) });
+  it('Delete asks first; a no keeps the job, a yes removes the buttons and says so', async () => {
+    const asked: Question[] = [];
+    let answer = false;
+    const confirm = async (question: Question) => (asked.push(question), answer);
+    const { root, transport } = mount(new FakeTransport(), ID, { confirm });
+    transport.last.open().send({ type: 'snapshot', job: makeJob({ name: XSS, status: 'failed', reason: 'The worker exited with code 1.' }) });
     expect(root.textContent).toContain('The worker exited with code 1.');
     transport.responder = req => (req.method === 'DELETE' ? null : undefined);
     button(root, 'Delete')!.click();
-    expect(notice(root).textContent).toBe('Deleting…');
+    await flush();
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatchObject({ title: 'Delete this job?', accept: 'Delete' });
+    expect(asked[0].body).toContain(XSS); // the name as text, in the question
+    expect(transport.requests.filter(r => r.method === 'DELETE')).toHaveLength(0);
+    expect(buttonNames(root)).toEqual(['Delete']);
+    answer = true;
+    button(root, 'Delete')!.click();
+    await flush();
+    expect(transport.requests.filter(r => r.method === 'DELETE')).toHaveLength(1);
     await flush();
     expect(notice(root).textContent).toBe('Deleted');
     expect(buttonNames(root)).toEqual([]);

@@ -8,6 +8,7 @@ import { listIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { Transport, jobPath } from '../api/transport';
+import { labConfirm } from '../confirm';
 import { Job, isRecord } from '../api/types';
 import { h, replaceChildren, setText } from '../view/dom';
 import { JobView } from '../view/JobView';
@@ -27,7 +28,7 @@ export class JobDetailContent extends Widget {
   ) {
     super();
     this.addClass('jobctl-detail');
-    this.view = new JobView(transport, jobId, { onRerun });
+    this.view = new JobView(transport, jobId, { onRerun, confirm: labConfirm });
     this.spec = h('pre', { class: 'jobctl-spec', attrs: { tabindex: '0', 'aria-label': 'Spec' } });
     this.specSection = h(
       'details',

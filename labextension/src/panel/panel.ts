@@ -23,7 +23,7 @@ import { Emitter } from '../api/emitter';
 import { ListStream, StreamOptions } from '../api/stream';
 import { Transport, errorMessage } from '../api/transport';
 import { JOB_KINDS, JOB_STATES, Job, isRecord, isTerminal } from '../api/types';
-import { ActionName } from '../view/actions';
+import { ActionName, Confirm, browserConfirm, questionFor } from '../view/actions';
 import { h, replaceChildren, setText } from '../view/dom';
 import { formatCount } from '../view/format';
 import { FormKind, JobForm } from './forms';
@@ -66,6 +66,8 @@ export interface JobsPanelOptions {
   /** Announce something worth a notification (restored work, a created job). */
   announce?(message: string, type: 'info' | 'success' | 'error'): void;
   clock?: Clock;
+  /** Asks before an action that cannot be undone (Delete); default: the browser's dialog. */
+  confirm?: Confirm;
   stream?: StreamOptions;
   /** A ListStream stand-in (tests). */
   makeStream?: (transport: Transport) => ListStream;
@@ -351,13 +353,16 @@ export class JobsPanel extends Widget {
   }
 
   /** Run an action of a row. */
-  act(jobId: string, action: ActionName): Promise<unknown> {
-    return this.runner.run(jobId, action).then(outcome => {
-      if (outcome.created) {
-        this.reveal(outcome.created.id);
-      }
-      return outcome;
-    });
+  async act(jobId: string, action: ActionName): Promise<unknown> {
+    const question = questionFor(action, this.model.get(jobId)?.name || jobId);
+    if (question && (this.runner.busy(jobId) || !(await (this.options.confirm ?? browserConfirm)(question)))) {
+      return;
+    }
+    const outcome = await this.runner.run(jobId, action);
+    if (outcome.created) {
+      this.reveal(outcome.created.id);
+    }
+    return outcome;
   }
 
   /** Set the filters (e.g. from a command). */

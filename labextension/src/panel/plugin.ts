@@ -15,6 +15,7 @@ import { Token } from '@lumino/coreutils';
 
 import { Transport } from '../api/transport';
 import { isPlainId } from '../api/types';
+import { labConfirm } from '../confirm';
 import { pageTransport } from '../mime';
 import { COMMAND_LABELS, CommandIDs, PALETTE_CATEGORY, listStoppable, stopAllMessage, stopJobs } from './commands';
 import { JobDetailWidget } from './detail';
@@ -72,6 +73,7 @@ export function activatePanel(
   const panel = new JobsPanel({
     transport,
     open: openJob,
+    confirm: labConfirm,
     announce: (message, type) => {
       Notification.emit(message, type, { autoClose: 6000 });
     }

@@ -16,7 +16,7 @@ import { Emitter } from '../api/emitter';
 import { JobStream, JobStreamOptions, StreamState } from '../api/stream';
 import { ApiError, Transport, errorMessage, isApiError, jobPath } from '../api/transport';
 import { Job, isRecord, isTerminal } from '../api/types';
-import { ACTIONS, ActionName, allowedActions } from './actions';
+import { ACTIONS, ActionName, Confirm, allowedActions, browserConfirm, questionFor } from './actions';
 import { MetricChart } from './chart';
 import { h, replaceChildren, setText } from './dom';
 import { pathOpener, relativeToRoot } from './files';
@@ -41,6 +41,8 @@ export interface JobViewOptions {
   schedule?: Schedule;
   /** Draw metric curves (default true). */
   chart?: boolean;
+  /** Asks before an action that cannot be undone (Delete); default: the browser's dialog. */
+  confirm?: Confirm;
 }
 
 type NoticeKind = 'busy' | 'ok' | 'error';
@@ -283,7 +285,15 @@ export class JobView {
     }
     const spec = ACTIONS[action];
     const jobId = this._jobId;
-    this.inFlight = action;
+    this.inFlight = action; // also while a question is open: one action at a time
+    const question = questionFor(action, this.model.job?.name || jobId);
+    if (question) {
+      const yes = await (this.options.confirm ?? browserConfirm)(question);
+      if (!yes || this.disposed || jobId !== this._jobId) {
+        this.inFlight = null;
+        return;
+      }
+    }
     this.awaiting = null;
     this.setNotice(spec.busy, 'busy');
     this.renderActions();

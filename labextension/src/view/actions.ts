@@ -24,6 +24,39 @@ export interface ActionSpec {
   body?: Record<string, unknown>;
   /** Styled as destructive. */
   danger?: boolean;
+  /** Asked before the request, for what cannot be undone (`name` is the job's name or id). */
+  question?: (name: string) => Question;
+}
+
+/** A yes/no question put to the user before an action. */
+export interface Question {
+  title: string;
+  body: string;
+  /** The accepting button's label. */
+  accept: string;
+}
+
+/** Puts a question to the user; resolves true to go ahead. */
+export type Confirm = (question: Question) => Promise<boolean>;
+
+/**
+ * The confirmation of a page that is not JupyterLab (an anywidget host): the browser's own
+ * dialog, or go ahead where a host has none (a sandboxed frame without `confirm`).
+ */
+export const browserConfirm: Confirm = async question => {
+  if (typeof window === 'undefined' || typeof window.confirm !== 'function') {
+    return true;
+  }
+  return window.confirm(`${question.title}\n\n${question.body}`);
+};
+
+/**
+ * The question to put before an action, if it has one. (An action without one runs in the
+ * same tick as its click: no promise in the way of Stop.)
+ */
+export function questionFor(action: ActionName, name: string): Question | null {
+  const question = ACTIONS[action].question;
+  return question ? question(name) : null;
 }
 
 export const ACTIONS: Readonly<Record<ActionName, ActionSpec>> = {
@@ -76,7 +109,12 @@ export const ACTIONS: Readonly<Record<ActionName, ActionSpec>> = {
     accepted: 'Deleted',
     method: 'DELETE',
     path: id => jobPath(id),
-    danger: true
+    danger: true,
+    question: name => ({
+      title: 'Delete this job?',
+      body: `"${name}" and its logs, metrics and results will be removed for good.`,
+      accept: 'Delete'
+    })
   }
 };
 
