@@ -24,9 +24,8 @@ import { formatClock, formatDuration, parseTime } from './format';
 import { LogTail } from './log';
 import { JobModel } from './model';
 import { ProgressBar } from './progress';
+import { RenderQueue, Schedule, nextFrame } from './render';
 import { ResultsView } from './results';
-
-export type Schedule = (render: () => void) => void;
 
 export interface JobViewOptions {
   /**
@@ -55,14 +54,6 @@ const ACTION_TARGET: Partial<Record<ActionName, (status: string) => boolean>> = 
   stop: s => isTerminal(s)
 };
 
-function defaultSchedule(render: () => void): void {
-  if (typeof requestAnimationFrame === 'function') {
-    requestAnimationFrame(() => render());
-  } else {
-    setTimeout(render, 16);
-  }
-}
-
 export class JobView {
   readonly node: HTMLElement;
   /** Fires with the job id whenever the view switches to another job (rerun). */
@@ -72,11 +63,10 @@ export class JobView {
   private readonly transport: Transport;
   private readonly options: JobViewOptions;
   private readonly clock: Clock;
-  private readonly schedule: Schedule;
+  private readonly renders: RenderQueue;
   private model = new JobModel();
   private stream: JobStream | null = null;
   private disconnectors: (() => void)[] = [];
-  private renderQueued = false;
   private disposed = false;
   private gone = false;
   private inFlight: ActionName | null = null;
@@ -106,7 +96,7 @@ export class JobView {
     this._jobId = jobId;
     this.options = options;
     this.clock = options.clock ?? options.stream?.clock ?? realClock;
-    this.schedule = options.schedule ?? defaultSchedule;
+    this.renders = new RenderQueue(options.schedule ?? nextFrame, () => this.render(), () => !this.disposed);
     this.chart = options.chart === false ? null : new MetricChart();
 
     this.badge = h('span', { class: 'jobctl-badge', attrs: { 'data-jobctl-status': '' } });
@@ -366,16 +356,7 @@ export class JobView {
   // ---- rendering
 
   private requestRender(): void {
-    if (this.renderQueued || this.disposed) {
-      return;
-    }
-    this.renderQueued = true;
-    this.schedule(() => {
-      this.renderQueued = false;
-      if (!this.disposed) {
-        this.render();
-      }
-    });
+    this.renders.request();
   }
 
   private render(): void {

@@ -12,7 +12,8 @@ import { Transport, errorMessage } from '../api/transport';
 import { Job, JobList, isTerminal } from '../api/types';
 import { h, replaceChildren, setText } from './dom';
 import { formatCount, formatProgress } from './format';
-import { JobView, JobViewOptions, Schedule } from './JobView';
+import { JobView, JobViewOptions } from './JobView';
+import { RenderQueue, Schedule, nextFrame } from './render';
 
 export const ACTIVE_STATES = ['pending', 'initializing', 'running', 'paused', 'stopping'];
 const LIST_LIMIT = 200;
@@ -95,14 +96,13 @@ export class JobsListView {
   private listing = 0;
   private error = '';
   private loaded = false;
-  private renderQueued = false;
-  private readonly schedule: Schedule;
+  private readonly renders: RenderQueue;
 
   constructor(
     private readonly transport: Transport,
     private readonly options: JobsListViewOptions = {}
   ) {
-    this.schedule = options.schedule ?? (f => (typeof requestAnimationFrame === 'function' ? requestAnimationFrame(() => f()) : setTimeout(f, 16)));
+    this.renders = new RenderQueue(options.schedule ?? nextFrame, () => this.render(), () => !this.disposed);
     this.status = h('span', { class: 'jobctl-list-status' });
     this.conn = h('span', { class: 'jobctl-conn', attrs: { role: 'status' } });
     this.conn.hidden = true;
@@ -179,16 +179,7 @@ export class JobsListView {
   }
 
   private requestRender(): void {
-    if (this.renderQueued || this.disposed) {
-      return;
-    }
-    this.renderQueued = true;
-    this.schedule(() => {
-      this.renderQueued = false;
-      if (!this.disposed) {
-        this.render();
-      }
-    });
+    this.renders.request();
   }
 
   private render(): void {
