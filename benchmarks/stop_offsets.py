@@ -2,11 +2,14 @@
 
 A stop is measured from ``m.stop()`` to the job row reading ``cancelled`` (polled every
 2 ms), at several moments of a job's life: ``init`` (at once after create+start returned,
-while the job is ``initializing``), and +0, +0.1, +0.3, +1 s after `running` was seen. Two
+while the job is ``initializing``), and +0, +0.1, +0.3, +1 s after `running` was seen. Three
 jobs: ``checkpoint`` (``tests/jobs.py:cooperative``, a checkpoint every 5 ms: the stop must
 take the cooperative rung once its code runs, goal p99 < 150 ms at every offset) and ``sleep``
 (``tests/jobs.py:sleeper``, blocked in ``time.sleep``: only the SIGINT rung gets it out,
-goal ``interrupt_after`` + 150 ms). The offsets and the two jobs are interleaved round by
+goal ``interrupt_after`` + 150 ms), and ``flush first`` (``cooperative`` whose first statement
+is ``jc.current().flush()``, which waits for the database connection: a stop meanwhile must
+still take the cooperative rung, goal as ``checkpoint``). The offsets and the jobs are
+interleaved round by
 round, so every cell sees the same machine noise. Each cell also counts the rung that ended
 the job (``coop``: ended at a checkpoint, no signal; ``before GO``: stopped while it
 started, the worker ended before the job's code could run; ``SIGINT`` …).
@@ -36,12 +39,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 
+from common import percentile  # noqa: E402
+from engine_bench import wait_status  # noqa: E402
+
 from jupyter_jobctl.manager import JobManager, StopPolicy  # noqa: E402
 from tests.harness import job_pids, kill_pids  # noqa: E402
 
 OFFSETS: tuple[str | float, ...] = ("init", 0.0, 0.1, 0.3, 1.0)
-POLL = 0.002
-TIMEOUT = 60.0
 POLICY = StopPolicy(interrupt_after=0.2, stop_grace=1.0, kill_grace=0.5, heartbeat_interval=1.0)
 JOBS_DIR = str(REPO / "tests")
 JOBS: dict[str, dict[str, Any]] = {
@@ -50,30 +54,19 @@ JOBS: dict[str, dict[str, Any]] = {
         "config": {"sleep": 0.005, "progress": False},
         "cwd": JOBS_DIR,
     },
+    # its first statement is jc.current().flush(), which waits for the database to open
+    "flush first": {
+        "target": "jobs:cooperative",
+        "config": {"sleep": 0.005, "progress": False, "ready": True},
+        "cwd": JOBS_DIR,
+    },
     "sleep": {"target": "jobs:sleeper", "config": {"seconds": 60}, "cwd": JOBS_DIR},
 }
-GOAL_MS = {"checkpoint": 150.0, "sleep": POLICY.interrupt_after * 1000 + 150.0}
-TERMINAL = {"completed", "failed", "cancelled", "lost"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    k = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def _wait(m: JobManager, job_id: str, wanted: set[str]) -> tuple[dict[str, Any], float]:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        job = m.get(job_id)
-        seen = time.perf_counter()
-        if job["status"] in wanted | TERMINAL or time.monotonic() > deadline:
-            return job, seen
-        time.sleep(POLL)
+GOAL_MS = {
+    "checkpoint": 150.0,
+    "flush first": 150.0,
+    "sleep": POLICY.interrupt_after * 1000 + 150.0,
+}
 
 
 def _rung(m: JobManager, job_id: str) -> str:
@@ -88,13 +81,13 @@ def stop_once(m: JobManager, kind: str, offset: str | float) -> tuple[float | No
     """One job of ``kind`` stopped at ``offset``: (seconds to `cancelled` or None, rung)."""
     job, _ = m.create("training", JOBS[kind], name=f"{kind} stop at {offset}", start=True)
     if offset != "init":
-        row, running = _wait(m, job["id"], {"running"})
+        row, running = wait_status(m, job["id"], {"running"})
         if row["status"] != "running":
             return None, f"ended {row['status']} before the stop"
         time.sleep(max(0.0, running + float(offset) - time.perf_counter()))
     t1 = time.perf_counter()
     m.stop(job["id"])
-    row, done = _wait(m, job["id"], set())
+    row, done = wait_status(m, job["id"], set())
     if row["status"] != "cancelled":
         return None, f"ended {row['status']}"
     return done - t1, _rung(m, job["id"])
@@ -121,7 +114,7 @@ def figure(runs: int = 20, db_url: str | None = None, quiet: bool = False) -> li
     finally:
         for row in m.store.active_rows():
             m.stop(row["id"])
-            _wait(m, row["id"], set())
+            wait_status(m, row["id"], set())
         m.close()
         kill_pids(job_pids(url))
         shutil.rmtree(tmp, ignore_errors=True)
