@@ -75,6 +75,26 @@ def test_processes_have_titles_and_keep_their_marker(manager: JobManager) -> Non
 
 
 @SQLITE_ONLY
+def test_a_supervisor_that_outlives_its_launcher_leaves_no_empty_log(
+    manager: JobManager,
+) -> None:
+    manager.warm()
+    launcher = manager.executor.launcher_pid()
+    assert launcher is not None
+    spec = {"target": "jobs:cooperative", "config": {}, "cwd": str(TESTS_DIR)}
+    job, _ = manager.create("training", spec, start=True)
+    wait_status(manager, job["id"], "running")
+    log = manager.store.log_dir() / f"supervisor-{job['id']}.1.log"
+    assert log.exists() and log.stat().st_size == 0  # the launcher opened it for the supervisor
+    os.kill(launcher, signal.SIGKILL)  # the reaper that would drop an empty log is gone
+    wait_for(lambda: manager.executor.launcher_pid() is None, 30, "the launcher to die")
+    manager.stop(job["id"])
+    assert wait_terminal(manager, job["id"])["status"] == "cancelled"
+    wait_for(lambda: not job_processes(job["id"]), 30, "the job's processes to end")
+    assert not log.exists()
+
+
+@SQLITE_ONLY
 def test_supervisor_logs_go_with_deleted_and_expired_jobs(manager: JobManager) -> None:
     spec = {"target": "jobs:quick", "config": {}, "cwd": str(TESTS_DIR)}
     ids = []

@@ -17,6 +17,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -54,6 +55,19 @@ def _say(message: str) -> None:
     try:
         print(message, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # that file's disk may be the full one: never fail for it
+        pass
+
+
+def _drop_empty_log(job_id: str, attempt: int) -> None:
+    """Our stderr is this attempt's diagnostics file: said nothing, keep nothing. (Whoever
+    opened it may be gone by now: a launcher that ended while the job ran.)"""
+    try:
+        if not stat.S_ISREG(os.fstat(2).st_mode) or os.fstat(2).st_size:
+            return
+        path = os.readlink("/proc/self/fd/2")
+        if os.path.basename(path) == f"supervisor-{job_id}.{attempt}.log":
+            os.unlink(path)
+    except OSError:
         pass
 
 
@@ -585,6 +599,7 @@ def run_attempt(job_id: str, attempt: int, db_url: str, launch: dict[str, Any] |
     finally:
         if sup._store is not None:
             sup._store.close()
+        _drop_empty_log(job_id, attempt)
 
 
 def main(argv: list[str] | None = None) -> int:
