@@ -255,6 +255,20 @@ def test_anywidget_view_without_the_labextension(lab_without_extension: Lab, pag
     view.get_by_role("button", name="Stop", exact=True).click()
     expect(badge(view)).to_have_text("cancelled", timeout=10_000)
     assert lab.job(job_id)["status"] == "cancelled"
+    # no JupyterLab dialogs here: Delete asks inside the view, and Cancel keeps the job
+    actions = view.get_by_role("group", name="Job actions")
+    actions.get_by_role("button", name="Delete", exact=True).click()
+    question = view.get_by_role("alertdialog", name="Delete this job?")
+    expect(question).to_contain_text('"anywidget-host" and its logs')
+    shoot(page, "08b-anywidget-delete-asks")
+    question.get_by_role("button", name="Cancel").click()
+    expect(question).to_have_count(0)
+    assert lab.job(job_id)["status"] == "cancelled"
+    actions.get_by_role("button", name="Delete", exact=True).click()
+    question.get_by_role("button", name="Delete", exact=True).click()
+    expect(view).to_contain_text("This job no longer exists on the server.")
+    status, _ = lab.api("GET", f"jobs/{job_id}")
+    assert status == 404
 
 
 XSS = "<img src=x onerror=alert(1)>"

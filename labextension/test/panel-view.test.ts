@@ -22,7 +22,7 @@ async function mount(server: FakeServer, confirm?: Confirm) {
     open: id => opened.push(id),
     announce: m => announced.push(m),
     clock,
-    confirm,
+    confirm: confirm ?? (async () => true),
     stream: { clock, random: () => 0 }
   });
   panels.push(panel);

@@ -233,6 +233,40 @@ describe('JobView DOM contract', () => {
   });
 });
 
+describe('asking inside the view (no JupyterLab dialogs)', () => {
+  it('asks before Delete with the name as text; Cancel and Escape say no, Delete goes ahead', async () => {
+    const { root, transport } = mount();
+    transport.last.open().send({ type: 'snapshot', job: makeJob({ name: XSS, status: 'completed' }) });
+    transport.responder = req => (req.method === 'DELETE' ? null : undefined);
+    const dialog = () => q(root, '[role="alertdialog"]');
+    const deletes = () => transport.requests.filter(r => r.method === 'DELETE').length;
+    const inDialog = (name: string) => [...dialog()!.querySelectorAll('button')].find(b => b.textContent === name)!;
+
+    button(root, 'Delete')!.click();
+    expect(dialog()!.getAttribute('aria-label')).toBe('Delete this job?');
+    expect(dialog()!.textContent).toContain(`"${XSS}" and its logs`);
+    expect(root.querySelector('img')).toBeNull();
+    expect(document.activeElement).toBe(inDialog('Cancel')); // Enter is the safe answer
+    inDialog('Cancel').click();
+    await flush();
+    expect(dialog()).toBeNull();
+    expect(deletes()).toBe(0);
+
+    button(root, 'Delete')!.click();
+    dialog()!.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));
+    await flush();
+    expect(dialog()).toBeNull();
+    expect(deletes()).toBe(0);
+
+    button(root, 'Delete')!.click();
+    inDialog('Delete').click();
+    await flush();
+    expect(dialog()).toBeNull();
+    expect(deletes()).toBe(1);
+    expect(notice(root).textContent).toBe('Deleted');
+  });
+});
+
 describe('test batch results', () => {
   it('counts, failures first with their message, filter by outcome', () => {
     const { root, transport } = mount();

@@ -23,7 +23,7 @@ import { Emitter } from '../api/emitter';
 import { ListStream, StreamOptions } from '../api/stream';
 import { Transport, errorMessage } from '../api/transport';
 import { JOB_KINDS, JOB_STATES, Job, isRecord, isTerminal } from '../api/types';
-import { ActionName, Confirm, browserConfirm, questionFor } from '../view/actions';
+import { ActionName, Confirm, questionFor } from '../view/actions';
 import { h, replaceChildren, setText } from '../view/dom';
 import { formatCount } from '../view/format';
 import { FormKind, JobForm } from './forms';
@@ -66,8 +66,8 @@ export interface JobsPanelOptions {
   /** Announce something worth a notification (restored work, a created job). */
   announce?(message: string, type: 'info' | 'success' | 'error'): void;
   clock?: Clock;
-  /** Asks before an action that cannot be undone (Delete); default: the browser's dialog. */
-  confirm?: Confirm;
+  /** Asks before an action that cannot be undone (Delete): JupyterLab's dialog. */
+  confirm: Confirm;
   stream?: StreamOptions;
   /** A ListStream stand-in (tests). */
   makeStream?: (transport: Transport) => ListStream;
@@ -355,7 +355,7 @@ export class JobsPanel extends Widget {
   /** Run an action of a row. */
   async act(jobId: string, action: ActionName): Promise<unknown> {
     const question = questionFor(action, this.model.get(jobId)?.name || jobId);
-    if (question && (this.runner.busy(jobId) || !(await (this.options.confirm ?? browserConfirm)(question)))) {
+    if (question && (this.runner.busy(jobId) || !(await this.options.confirm(question)))) {
       return;
     }
     const outcome = await this.runner.run(jobId, action);

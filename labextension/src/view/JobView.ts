@@ -16,7 +16,7 @@ import { Emitter } from '../api/emitter';
 import { JobStream, JobStreamOptions, StreamState } from '../api/stream';
 import { ApiError, Transport, errorMessage, isApiError, jobPath } from '../api/transport';
 import { Job, isRecord, isTerminal } from '../api/types';
-import { ACTIONS, ActionName, Confirm, allowedActions, browserConfirm, questionFor } from './actions';
+import { ACTIONS, ActionName, Confirm, allowedActions, questionFor } from './actions';
 import { MetricChart } from './chart';
 import { h, replaceChildren, setText } from './dom';
 import { pathOpener, relativeToRoot } from './files';
@@ -24,6 +24,7 @@ import { formatClock, formatDuration, parseTime } from './format';
 import { LogTail } from './log';
 import { JobModel } from './model';
 import { ProgressBar } from './progress';
+import { inlineConfirm } from './question';
 import { RenderQueue, Schedule, nextFrame } from './render';
 import { ResultsView } from './results';
 
@@ -40,7 +41,7 @@ export interface JobViewOptions {
   schedule?: Schedule;
   /** Draw metric curves (default true). */
   chart?: boolean;
-  /** Asks before an action that cannot be undone (Delete); default: the browser's dialog. */
+  /** Asks before an action that cannot be undone (Delete); default: inside the view. */
   confirm?: Confirm;
 }
 
@@ -64,6 +65,8 @@ export class JobView {
   private readonly options: JobViewOptions;
   private readonly clock: Clock;
   private readonly renders: RenderQueue;
+  private readonly questionSlot: HTMLElement;
+  private readonly confirm: Confirm;
   private model = new JobModel();
   private stream: JobStream | null = null;
   private disconnectors: (() => void)[] = [];
@@ -106,6 +109,8 @@ export class JobView {
     this.conn.hidden = true;
     this.actions = h('div', { class: 'jobctl-actions', attrs: { role: 'group', 'aria-label': 'Job actions' } });
     this.notice = h('div', { class: 'jobctl-notice', attrs: { 'aria-live': 'polite' } });
+    this.questionSlot = h('div', { class: 'jobctl-question-slot' });
+    this.confirm = options.confirm ?? inlineConfirm(this.questionSlot);
     this.notice.hidden = true;
     this.meta = h('div', { class: 'jobctl-meta' });
     this.reason = h('div', { class: 'jobctl-reason' });
@@ -133,7 +138,7 @@ export class JobView {
       this.results.node,
       this.log.node
     );
-    this.node = h('div', { class: 'jobctl-job', attrs: { 'data-jobctl-job': jobId } }, header, this.notice, this.placeholder, this.body);
+    this.node = h('div', { class: 'jobctl-job', attrs: { 'data-jobctl-job': jobId } }, header, this.questionSlot, this.notice, this.placeholder, this.body);
     this.open();
   }
 
@@ -278,7 +283,7 @@ export class JobView {
     this.inFlight = action; // also while a question is open: one action at a time
     const question = questionFor(action, this.model.job?.name || jobId);
     if (question) {
-      const yes = await (this.options.confirm ?? browserConfirm)(question);
+      const yes = await this.confirm(question);
       if (!yes || this.disposed || jobId !== this._jobId) {
         this.inFlight = null;
         return;

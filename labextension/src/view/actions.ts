@@ -40,17 +40,6 @@ export interface Question {
 export type Confirm = (question: Question) => Promise<boolean>;
 
 /**
- * The confirmation of a page that is not JupyterLab (an anywidget host): the browser's own
- * dialog, or go ahead where a host has none (a sandboxed frame without `confirm`).
- */
-export const browserConfirm: Confirm = async question => {
-  if (typeof window === 'undefined' || typeof window.confirm !== 'function') {
-    return true;
-  }
-  return window.confirm(`${question.title}\n\n${question.body}`);
-};
-
-/**
  * The question to put before an action, if it has one. (An action without one runs in the
  * same tick as its click: no promise in the way of Stop.)
  */
