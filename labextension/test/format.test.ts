@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { formatDuration, formatMetric, formatProgress, formatRate, formatSeconds } from '../src/view/format';
+import { wholeSteps } from '../src/view/chart';
 
 describe('formatProgress', () => {
   it('done/total unit · rate · ETA', () => {
@@ -73,5 +74,14 @@ describe('formatSeconds', () => {
     expect(formatSeconds(0.41)).toBe('0.41 s');
     expect(formatSeconds(3.21)).toBe('3.2 s');
     expect(formatSeconds(75)).toBe('1m 15s');
+  });
+});
+
+describe('chart step ticks', () => {
+  it('ticks whole steps only when every step is whole', () => {
+    const incrs = wholeSteps([1, 2, 3, null, 5])!;
+    expect(incrs.slice(0, 6)).toEqual([1, 2, 5, 10, 20, 50]);
+    expect(incrs.every(Number.isInteger)).toBe(true);
+    expect(wholeSteps([0, 0.5, 1])).toBeUndefined(); // a user's fractional steps: uPlot's own
   });
 });

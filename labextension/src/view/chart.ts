@@ -117,7 +117,8 @@ export class MetricChart {
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 5 } },
       scales: { x: { time: false } },
-      axes: [axis(), { ...axis(), size: 44 }],
+      // steps are counts (epochs, batches): no `1.25` between epoch 1 and 2
+      axes: [{ ...axis(), incrs: wholeSteps(data[0]) }, { ...axis(), size: 44 }],
       series: [
         { label: 'step' },
         ...names.map((name, i) => ({
@@ -180,4 +181,19 @@ function lastValue(model: JobModel, name: string): number | null {
     }
   }
   return null;
+}
+
+/** Tick increments of 1, 2, 5, 10, 20, 50, … when every step is a whole number; else uPlot's. */
+export function wholeSteps(steps: ArrayLike<number | null | undefined>): number[] | undefined {
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i];
+    if (typeof s === 'number' && !Number.isInteger(s)) {
+      return undefined;
+    }
+  }
+  const incrs: number[] = [];
+  for (let p = 1; p <= 1e12; p *= 10) {
+    incrs.push(p, 2 * p, 5 * p);
+  }
+  return incrs;
 }
