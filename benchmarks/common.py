@@ -180,15 +180,20 @@ def finish(report: Report, args: argparse.Namespace, rows: Callable[..., list[Li
     """Print the script's rows, checks and problems, write ``--json``; the exit status."""
     out = report.doc(sizes=asdict(args.sizes), **doc)
     print_rows(rows(out, args.backend))
+    return conclude(report, out, args.json)
+
+
+def conclude(report: Report, doc: dict[str, Any], json_path: str | None, width: int = 40) -> int:
+    """Print the checks and problems, write ``doc`` to ``json_path``; the exit status."""
     print("\nchecks:")
     for key, value in report.checks.items():
-        print(f"  {key:<40} {value}")
+        print(f"  {key:<{width}} {value}")
     print(f"\nproblems: {len(report.problems) or 'none'}")
     for text in report.problems:
         print(f"  - {text}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
-        print(f"wrote {args.json}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(doc, indent=1, default=str) + "\n")
+        print(f"wrote {json_path}")
     return 1 if report.problems else 0
 
 

@@ -53,7 +53,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import math
 import shutil
 import signal
@@ -74,6 +73,7 @@ from common import (
     Line,
     Report,
     Stream,
+    conclude,
     exit_on_sigterm,
     is_log,
     is_status,
@@ -487,21 +487,19 @@ def table(doc: dict[str, Any]) -> list[str]:
             {f"stop_{case}_{ex}": f"{ex} executor" for ex in EXECUTORS},
             [("ratio dask/local", f"stop_{case}_dask", f"stop_{case}_local")],
         )
-    block(
-        "[stop] POST /start → `running` on the WS (the same jobs)",
-        {f"start_{ex}": f"{ex} executor" for ex in EXECUTORS},
-        [("ratio dask/local", "start_dask", "start_local")],
-    )
-    block(
-        "[stop] POST /stop round trip (the same jobs)",
-        {f"stop_rtt_{ex}": f"{ex} executor" for ex in EXECUTORS},
-        [("ratio dask/local", "stop_rtt_dask", "stop_rtt_local")],
-    )
-    block(
-        "[latency] worker `job.log` → WS client of the starting server (ticker, 20 lines/s)",
-        {f"event_to_ws_{ex}": f"{ex} executor" for ex in EXECUTORS},
-        [("ratio dask/local", "event_to_ws_dask", "event_to_ws_local")],
-    )
+    for key, title in (
+        ("start", "[stop] POST /start → `running` on the WS (the same jobs)"),
+        ("stop_rtt", "[stop] POST /stop round trip (the same jobs)"),
+        (
+            "event_to_ws",
+            "[latency] worker `job.log` → WS client of the starting server (ticker, 20 lines/s)",
+        ),
+    ):
+        block(
+            title,
+            {f"{key}_{ex}": f"{ex} executor" for ex in EXECUTORS},
+            [("ratio dask/local", f"{key}_dask", f"{key}_local")],
+        )
     block(
         "[push] ticker job started through A → WS client of each server, one database",
         {f"push_{k}": what for k, what in PUSH_WHAT.items()},
@@ -622,16 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = report.doc(sizes=asdict(args.sizes), ladder=LADDER, server_args=args.server_arg)
     doc["stats"] = {key: stats(values) for key, values in report.samples.items()}
     print("\n".join(table(doc)))
-    print("\nchecks:")
-    for key, value in report.checks.items():
-        print(f"  {key:<32} {value}")
-    print(f"\nproblems: {len(report.problems) or 'none'}")
-    for text in report.problems:
-        print(f"  - {text}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=1, default=str) + "\n")
-        print(f"wrote {args.json}")
-    return 1 if report.problems else 0
+    return conclude(report, doc, args.json, width=32)
 
 
 if __name__ == "__main__":

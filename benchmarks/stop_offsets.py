@@ -4,15 +4,14 @@ A stop is measured from ``m.stop()`` to the job row reading ``cancelled`` (polle
 2 ms), at several moments of a job's life: ``init`` (at once after create+start returned,
 while the job is ``initializing``), and +0, +0.1, +0.3, +1 s after `running` was seen. Three
 jobs: ``checkpoint`` (``tests/jobs.py:cooperative``, a checkpoint every 5 ms: the stop must
-take the cooperative rung once its code runs, goal p99 < 150 ms at every offset) and ``sleep``
-(``tests/jobs.py:sleeper``, blocked in ``time.sleep``: only the SIGINT rung gets it out,
-goal ``interrupt_after`` + 150 ms), and ``flush first`` (``cooperative`` whose first statement
-is ``jc.current().flush()``, which waits for the database connection: a stop meanwhile must
-still take the cooperative rung, goal as ``checkpoint``). The offsets and the jobs are
-interleaved round by
-round, so every cell sees the same machine noise. Each cell also counts the rung that ended
-the job (``coop``: ended at a checkpoint, no signal; ``before GO``: stopped while it
-started, the worker ended before the job's code could run; ``SIGINT`` …).
+take the cooperative rung once its code runs, goal p99 < 150 ms at every offset); ``flush
+first`` (``cooperative`` whose first statement is ``jc.current().flush()``, which waits for
+the database connection: a stop meanwhile must still take the cooperative rung, same goal);
+and ``sleep`` (``tests/jobs.py:sleeper``, blocked in ``time.sleep``: only the SIGINT rung
+gets it out, goal ``interrupt_after`` + 150 ms). The offsets and the jobs are interleaved
+round by round, so every cell sees the same machine noise. Each cell also counts the rung
+that ended the job (``coop``: ended at a checkpoint, no signal; ``before GO``: stopped
+while it started, the worker ended before the job's code could run; ``SIGINT`` …).
 
     .venv/bin/python benchmarks/stop_offsets.py              # 20 runs per cell, ~2-3 min
     .venv/bin/python benchmarks/stop_offsets.py --smoke      # 3 runs per cell
