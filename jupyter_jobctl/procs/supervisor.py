@@ -62,7 +62,8 @@ def _drop_empty_log(job_id: str, attempt: int) -> None:
     """Our stderr is this attempt's diagnostics file: said nothing, keep nothing. (Whoever
     opened it may be gone by now: a launcher that ended while the job ran.)"""
     try:
-        if not stat.S_ISREG(os.fstat(2).st_mode) or os.fstat(2).st_size:
+        info = os.fstat(2)
+        if not stat.S_ISREG(info.st_mode) or info.st_size:
             return
         path = os.readlink("/proc/self/fd/2")
         if os.path.basename(path) == f"supervisor-{job_id}.{attempt}.log":

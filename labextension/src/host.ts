@@ -17,7 +17,7 @@ export class ViewHost {
   constructor(
     private readonly el: HTMLElement,
     private readonly transport: Transport,
-    /** How the host asks before Delete (JupyterLab's dialog; else the browser's). */
+    /** How the host asks before Delete (JupyterLab's dialog; else a question in the view). */
     private readonly confirm?: Confirm
   ) {}
 
